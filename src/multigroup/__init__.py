@@ -1,0 +1,29 @@
+"""multigroup: one transformer encoder, several label groups (multiclass, multilabel, regression)."""
+
+from .auto import AutoModelForMultiGroupClassification
+from .configuration_multigroup import MISSING, MultiGroupConfig
+from .modeling_multigroup import (
+    BertForMultiGroupClassification,
+    CamembertForMultiGroupClassification,
+    MultiGroupClassifierOutput,
+    RobertaForMultiGroupClassification,
+    XLMRobertaForMultiGroupClassification,
+    multi_group_loss,
+)
+from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MISSING",
+    "PIPELINE_TASK",
+    "AutoModelForMultiGroupClassification",
+    "BertForMultiGroupClassification",
+    "CamembertForMultiGroupClassification",
+    "MultiGroupClassificationPipeline",
+    "MultiGroupClassifierOutput",
+    "MultiGroupConfig",
+    "RobertaForMultiGroupClassification",
+    "XLMRobertaForMultiGroupClassification",
+    "multi_group_loss",
+]

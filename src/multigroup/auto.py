@@ -1,0 +1,53 @@
+"""AutoModelForMultiGroupClassification: picks the encoder family from a checkpoint's `model_type`."""
+
+from .configuration_multigroup import MultiGroupConfig
+from .modeling_multigroup import MODEL_FOR_MULTI_GROUP_MAPPING
+
+_CONFIG_KWARGS = ("groups", "encoder_type", "loss_weighting", "pooling")
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+def _model_class(config: MultiGroupConfig) -> type:
+    if config.encoder_type not in MODEL_FOR_MULTI_GROUP_MAPPING:
+        raise ValueError(
+            f"No multi-group model for encoder type `{config.encoder_type}`; supported encoder types are "
+            f"{sorted(MODEL_FOR_MULTI_GROUP_MAPPING)}."
+        )
+    return MODEL_FOR_MULTI_GROUP_MAPPING[config.encoder_type]
+
+
+class AutoModelForMultiGroupClassification:
+    """Build the multi-group model that fits a checkpoint's encoder, as transformers' Auto classes do.
+
+    Examples:
+
+    ```python
+    >>> from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
+    >>> config = MultiGroupConfig(
+    ...     groups=[{"name": "topic", "type": "multilabel", "labels": ["food", "service"]}],
+    ...     encoder_type="bert", vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    ...     intermediate_size=37,
+    ... )
+    >>> type(AutoModelForMultiGroupClassification.from_config(config)).__name__
+    'BertForMultiGroupClassification'
+    ```
+
+    `from_pretrained(path_or_id, groups=[...])` loads a plain encoder checkpoint (its weights, a new head), or a
+    saved multi-group model (then `groups` is optional).
+    """
+
+    def __init__(self):
+        raise OSError("Use AutoModelForMultiGroupClassification.from_pretrained(...) or .from_config(config).")
+
+    @classmethod
+    def from_config(cls, config: MultiGroupConfig, **kwargs):
+        return _model_class(config)._from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        config = kwargs.pop("config", None)
+        if config is None:
+            config_kwargs = {key: kwargs.pop(key) for key in _CONFIG_KWARGS if key in kwargs}
+            hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+            config = MultiGroupConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **config_kwargs)
+        return _model_class(config).from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)

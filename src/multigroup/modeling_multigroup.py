@@ -1,0 +1,260 @@
+"""The multi-group head, the combined loss, and one thin model class per encoder family.
+
+This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library,
+torch, transformers and the other remote-code files.
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
+from transformers.models.camembert.modeling_camembert import CamembertModel, CamembertPreTrainedModel
+from transformers.models.roberta.modeling_roberta import RobertaModel, RobertaPreTrainedModel
+from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaModel, XLMRobertaPreTrainedModel
+
+from .configuration_multigroup import MultiGroupConfig
+
+# Imported so that the pipeline file always travels with the model's code (transformers copies relative imports)
+# and the task is registered whenever the model is.
+from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline
+
+CODE_FILES = ("configuration_multigroup.py", "modeling_multigroup.py", "pipeline_multigroup.py")
+
+
+@dataclass
+class MultiGroupClassifierOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+        The combined loss: the weighted sum of the group losses (see `MultiGroupConfig.loss_weighting`).
+    logits (`torch.FloatTensor` of shape `(batch_size, num_columns)`):
+        Raw scores, columns in group order (`config.group_slices`).
+    group_losses (`dict[str, torch.FloatTensor]`, *optional*, returned when `labels` is given):
+        Each group's unweighted loss, averaged over the rows of the batch that carry the group (0 when none does).
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        The encoder's hidden states, one `(batch_size, sequence_length, hidden_size)` tensor per layer.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        The encoder's attention weights, one `(batch_size, num_heads, sequence_length, sequence_length)` per layer.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    group_losses: dict[str, torch.FloatTensor] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def group_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, group: dict) -> torch.Tensor:
+    """One group's loss over rows that all carry the group: softmax CE, sigmoid BCE or MSE."""
+    if kind == "multiclass":
+        weight = torch.tensor(group["class_weight"], device=logits.device) if "class_weight" in group else None
+        return F.cross_entropy(logits, target, weight=weight)
+    if kind == "multilabel":
+        pos_weight = torch.tensor(group["pos_weight"], device=logits.device) if "pos_weight" in group else None
+        return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+    if kind == "regression":
+        return F.mse_loss(logits, target)
+    raise ValueError(f"Group `{group['name']}` has unknown type {kind!r}; known types are multiclass, multilabel, regression.")
+
+
+def multi_group_loss(
+    logits: torch.Tensor, labels: torch.Tensor, config: MultiGroupConfig, log_vars: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The combined loss `sum_g weight_g * L_g` and the per-group losses `{name: L_g}`.
+
+    Rows whose columns of group g hold `MISSING` (nan) are left out of `L_g`. A group missing from every row adds
+    exactly 0 while keeping a gradient path to its columns (no nan, no unused parameters under DDP).
+    """
+    if labels.dim() != 2 or labels.shape[1] != config.num_columns:
+        raise ValueError(
+            f"`labels` must have shape (batch_size, {config.num_columns}) for groups {config.group_names} (see "
+            f"`config.encode_labels`), got {tuple(labels.shape)}."
+        )
+    if labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"`labels` must be a float tensor (nan marks a missing group), got dtype {labels.dtype}.")
+    labels = labels.to(device=logits.device, dtype=logits.dtype)
+    total = logits.new_zeros(())
+    group_losses = {}
+    for i, (group, columns) in enumerate(zip(config.groups, config.group_slices.values())):
+        group_logits, target = logits[:, columns], labels[:, columns]
+        present = ~torch.isnan(target).any(dim=1)
+        if not present.any():
+            group_losses[group["name"]] = group_logits.sum() * 0.0
+            total = total + group_losses[group["name"]]
+            continue
+        loss = group_loss(group["type"], group_logits[present], target[present], group)
+        group_losses[group["name"]] = loss
+        term = loss / group["loss_scale"] if config.loss_weighting != "fixed" else loss
+        if log_vars is not None:  # learned uncertainty weighting (Kendall et al., 2018)
+            term = torch.exp(-log_vars[i]) * term + log_vars[i]
+        total = total + group["weight"] * term
+    return total, group_losses
+
+
+class MultiGroupHead(nn.Module):
+    """Pooling, then dense + tanh + dropout + one linear layer over all groups' columns."""
+
+    def __init__(self, config: MultiGroupConfig):
+        super().__init__()
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.pooling = config.pooling
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_columns)
+        if config.loss_weighting == "uncertainty":
+            self.log_vars = nn.Parameter(torch.zeros(len(config.groups)))
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pooling == "mean":
+            mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device) if attention_mask is None else attention_mask
+            mask = mask.unsqueeze(-1).to(hidden_states.dtype)
+            pooled = (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        else:
+            pooled = hidden_states[:, 0]
+        x = self.dropout(pooled)
+        x = torch.tanh(self.dense(x))
+        x = self.dropout(x)
+        return self.out_proj(x)
+
+
+class MultiGroupModelMixin:
+    """The shared forward, initialisation and saving; each family class only builds its encoder and the head."""
+
+    config_class = MultiGroupConfig
+    # Trainer scales the loss by gradient-accumulation steps when `forward` takes **kwargs; this loss is a mean.
+    accepts_loss_kwargs = False
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> tuple | MultiGroupClassifierOutput:
+        r"""
+        labels (`torch.FloatTensor` of shape `(batch_size, num_columns)`, *optional*):
+            Flat targets from `config.encode_labels`: one-hot for multiclass groups, multi-hot for multilabel groups,
+            the value for regression groups, `nan` for a group an example does not carry.
+        """
+        outputs = self.base_model(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.head(outputs.last_hidden_state, attention_mask)
+
+        loss = group_losses = None
+        if labels is not None:
+            loss, group_losses = multi_group_loss(logits, labels, self.config, getattr(self.head, "log_vars", None))
+
+        output = MultiGroupClassifierOutput(
+            loss=loss,
+            logits=logits,
+            group_losses=group_losses,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, MultiGroupHead) and hasattr(module, "log_vars"):
+            init.zeros_(module.log_vars)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights (safetensors), config and the code files, so the folder loads with `trust_remote_code`."""
+        name = type(self).__name__
+        self.config.auto_map = {
+            "AutoConfig": "configuration_multigroup.MultiGroupConfig",
+            "AutoModel": f"modeling_multigroup.{name}",
+            "AutoModelForSequenceClassification": f"modeling_multigroup.{name}",
+        }
+        self.config.custom_pipelines = {
+            PIPELINE_TASK: {
+                "impl": f"pipeline_multigroup.{MultiGroupClassificationPipeline.__name__}",
+                "pt": ["AutoModel"],
+                "tf": [],
+                "type": "text",
+            }
+        }
+        super().save_pretrained(save_directory, *args, **kwargs)
+        # Copy from beside this file: right both for the installed package and for code loaded from a Hub repo,
+        # so a model loaded through remote code and saved again stays complete.
+        for file_name in CODE_FILES:
+            target = Path(save_directory) / file_name
+            if Path(__file__).with_name(file_name).resolve() != target.resolve():
+                shutil.copyfile(Path(__file__).with_name(file_name), target)
+
+
+class BertForMultiGroupClassification(MultiGroupModelMixin, BertPreTrainedModel):
+    config: MultiGroupConfig
+
+    def __init__(self, config: MultiGroupConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.head = MultiGroupHead(config)
+        self.post_init()
+
+
+class CamembertForMultiGroupClassification(MultiGroupModelMixin, CamembertPreTrainedModel):
+    config: MultiGroupConfig
+
+    def __init__(self, config: MultiGroupConfig):
+        super().__init__(config)
+        self.roberta = CamembertModel(config, add_pooling_layer=False)
+        self.head = MultiGroupHead(config)
+        self.post_init()
+
+
+class RobertaForMultiGroupClassification(MultiGroupModelMixin, RobertaPreTrainedModel):
+    config: MultiGroupConfig
+
+    def __init__(self, config: MultiGroupConfig):
+        super().__init__(config)
+        self.roberta = RobertaModel(config, add_pooling_layer=False)
+        self.head = MultiGroupHead(config)
+        self.post_init()
+
+
+class XLMRobertaForMultiGroupClassification(MultiGroupModelMixin, XLMRobertaPreTrainedModel):
+    config: MultiGroupConfig
+
+    def __init__(self, config: MultiGroupConfig):
+        super().__init__(config)
+        self.roberta = XLMRobertaModel(config, add_pooling_layer=False)
+        self.head = MultiGroupHead(config)
+        self.post_init()
+
+
+MODEL_FOR_MULTI_GROUP_MAPPING = {
+    "bert": BertForMultiGroupClassification,
+    "camembert": CamembertForMultiGroupClassification,
+    "roberta": RobertaForMultiGroupClassification,
+    "xlm-roberta": XLMRobertaForMultiGroupClassification,
+}
+
+__all__ = [
+    "BertForMultiGroupClassification",
+    "CamembertForMultiGroupClassification",
+    "MODEL_FOR_MULTI_GROUP_MAPPING",
+    "MultiGroupClassifierOutput",
+    "RobertaForMultiGroupClassification",
+    "XLMRobertaForMultiGroupClassification",
+    "multi_group_loss",
+]

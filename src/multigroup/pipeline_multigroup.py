@@ -1,0 +1,99 @@
+"""MultiGroupClassificationPipeline: text in, one structured prediction per group out.
+
+This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library,
+torch, transformers and the other remote-code files.
+"""
+
+from typing import Any
+
+import torch
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+PIPELINE_TASK = "multi-group-classification"
+_UNSET = object()
+
+
+def _check_texts(inputs: Any) -> list[str]:
+    if isinstance(inputs, (list, tuple)):
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"Input #{i} is {type(text).__name__} {text!r}; every input must be a string (use '' for none)."
+                )
+        return list(inputs)
+    raise TypeError(f"The pipeline takes a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
+
+
+class MultiGroupClassificationPipeline(Pipeline):
+    """Predict every label group of a multigroup model.
+
+    `clf("text")` returns one dict keyed by group name, in group order: a multiclass group gives
+    `{"label": str, "score": float}`, a multilabel group a list of `{"label", "score"}` at or above the thresholds
+    (best first, possibly empty), a regression group `{"value": float}`. A list of texts returns a list of those.
+
+    Call arguments: `top_k=None` (or an int k) returns every (or the k best) label with its score for each
+    classification group; `groups=[...]` restricts the groups returned; `threshold=` overrides the multilabel
+    thresholds (one probability, or `{group: probability or per-label list}`); `batch_size=` sets how many texts
+    go through the model at once (texts are grouped by length, so padding stays small). Texts longer than the
+    model's maximum length are truncated.
+    """
+
+    def _sanitize_parameters(self, top_k=_UNSET, threshold=None, groups=None, max_length=None):
+        postprocess = {}
+        if top_k is not _UNSET:
+            postprocess["top_k"] = top_k
+        if threshold is not None:
+            postprocess["threshold"] = threshold
+        if groups is not None:
+            postprocess["groups"] = groups
+        if postprocess:  # fail before any text is encoded: decoding zero rows checks every argument
+            self.model.config.decode(self._empty_logits(), **postprocess)
+        preprocess = {"max_length": max_length} if max_length is not None else {}
+        return preprocess, {}, postprocess
+
+    def _empty_logits(self) -> torch.Tensor:
+        return torch.zeros(0, self.model.config.num_columns)
+
+    def __call__(self, inputs: str | list[str], **kwargs):
+        if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) and hasattr(inputs, "__iter__"):
+            return super().__call__(inputs, **kwargs)
+        texts = _check_texts(inputs)
+        if not texts:
+            return []
+        batch_size = kwargs.pop("batch_size", None) or self._batch_size or 1
+        # Texts of similar length share a batch, and each batch is one pipeline item: little padding, no
+        # per-text overhead. Results are put back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        chunks = [[texts[i] for i in order[start : start + batch_size]] for start in range(0, len(texts), batch_size)]
+        rows = [row for chunk in super().__call__(chunks, batch_size=1, **kwargs) for row in chunk]
+        results = [None] * len(texts)
+        for position, i in enumerate(order):
+            results[i] = rows[position]
+        return results
+
+    def _max_length(self) -> int:
+        config = self.model.config
+        # RoBERTa-family position ids start after the padding index, so two positions are not usable.
+        usable = config.max_position_embeddings - (0 if config.encoder_type == "bert" else config.pad_token_id + 1)
+        return min(self.tokenizer.model_max_length, usable)
+
+    def preprocess(self, inputs: str | list[str], max_length: int | None = None) -> dict:
+        texts = [inputs] if isinstance(inputs, str) else _check_texts(inputs)
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length or self._max_length(), return_tensors="pt"
+        )
+        return {"model_inputs": dict(encoded), "single": isinstance(inputs, str)}
+
+    def _forward(self, inputs: dict) -> dict:
+        return {"logits": self.model(**inputs["model_inputs"]).logits, "single": inputs["single"]}
+
+    def postprocess(self, outputs: dict, top_k: int | None = 1, threshold=None, groups=None) -> dict | list[dict]:
+        rows = self.model.config.decode(outputs["logits"], top_k=top_k, threshold=threshold, groups=groups)
+        return rows[0] if outputs["single"] else rows
+
+
+if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
+    PIPELINE_REGISTRY.register_pipeline(
+        PIPELINE_TASK, pipeline_class=MultiGroupClassificationPipeline, pt_model=AutoModel, type="text"
+    )
