@@ -30,6 +30,7 @@ class AutoModelForMultiGroupClassification:
     ... )
     >>> type(AutoModelForMultiGroupClassification.from_config(config)).__name__
     'BertForMultiGroupClassification'
+
     ```
 
     `from_pretrained(path_or_id, groups=[...])` loads a plain encoder checkpoint (its weights, a new head), or a
@@ -50,4 +51,6 @@ class AutoModelForMultiGroupClassification:
             config_kwargs = {key: kwargs.pop(key) for key in _CONFIG_KWARGS if key in kwargs}
             hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
             config = MultiGroupConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **config_kwargs)
-        return _model_class(config).from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
+        return _model_class(config).from_pretrained(
+            pretrained_model_name_or_path, *model_args, config=config, **kwargs
+        )

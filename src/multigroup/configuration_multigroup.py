@@ -23,7 +23,17 @@ GROUP_TYPES = ("multiclass", "multilabel", "regression")
 LOSS_WEIGHTINGS = ("fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean")
 MISSING = float("nan")  # the marker of a group absent from an example, in every column of that group
-_GROUP_KEYS = {"name", "type", "labels", "weight", "threshold", "allow_empty", "class_weight", "pos_weight", "loss_scale"}
+_GROUP_KEYS = {
+    "name",
+    "type",
+    "labels",
+    "weight",
+    "threshold",
+    "allow_empty",
+    "class_weight",
+    "pos_weight",
+    "loss_scale",
+}
 _BASE_FIELDS = {f.name for f in dataclasses.fields(PreTrainedConfig)}
 
 
@@ -60,7 +70,9 @@ def _check_threshold(name: str, threshold: Any, num_labels: int, where: str = "`
 def normalize_group(group: Any, index: int) -> dict:
     """Validate one group mapping and return it in canonical form (every field explicit)."""
     if not isinstance(group, dict):
-        raise TypeError(f"Group #{index} must be a dict like {{'name': ..., 'type': ..., 'labels': [...]}}, got {group!r}.")
+        raise TypeError(
+            f"Group #{index} must be a dict like {{'name': ..., 'type': ..., 'labels': [...]}}, got {group!r}."
+        )
     name = group.get("name")
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(
@@ -69,12 +81,14 @@ def normalize_group(group: Any, index: int) -> dict:
         )
     unknown = set(group) - _GROUP_KEYS
     if unknown:
-        raise ValueError(f"Group `{name}`: unknown field(s) {sorted(unknown)}; allowed fields are {sorted(_GROUP_KEYS)}.")
+        raise ValueError(
+            f"Group `{name}`: unknown field(s) {sorted(unknown)}; allowed fields are {sorted(_GROUP_KEYS)}."
+        )
     kind = group.get("type")
     if kind not in GROUP_TYPES:
         raise ValueError(
-            f"Group `{name}`: `type` must be one of {list(GROUP_TYPES)}, got {kind!r}. If this config was written by a "
-            "newer multigroup, upgrade multigroup or load the code files saved with it."
+            f"Group `{name}`: `type` must be one of {list(GROUP_TYPES)}, got {kind!r}. If this config was written "
+            "by a newer multigroup, upgrade multigroup or load the code files saved with it."
         )
     out = {"name": name, "type": kind}
 
@@ -86,7 +100,9 @@ def normalize_group(group: Any, index: int) -> dict:
     else:
         minimum = 2 if kind == "multiclass" else 1
         if not isinstance(labels, (list, tuple)) or len(labels) < minimum:
-            raise ValueError(f"Group `{name}`: a {kind} group needs a list of at least {minimum} labels, got {labels!r}.")
+            raise ValueError(
+                f"Group `{name}`: a {kind} group needs a list of at least {minimum} labels, got {labels!r}."
+            )
         bad = [label for label in labels if not isinstance(label, str) or not label]
         if bad:
             raise ValueError(f"Group `{name}`: labels must be non-empty strings, got {bad!r}; write them as str.")
@@ -155,17 +171,18 @@ class MultiGroupConfig(PreTrainedConfig):
     >>> from multigroup import MultiGroupConfig
     >>> config = MultiGroupConfig(
     ...     groups=[
-    ...         {"name": "global_score", "type": "multiclass", "labels": ["S1", "S2", "S3", "S4", "S5"], "weight": 0.7},
+    ...         {"name": "score", "type": "multiclass", "labels": ["S1", "S2", "S3", "S4", "S5"], "weight": 0.7},
     ...         {"name": "emotions", "type": "multilabel", "labels": ["joy", "anger"], "weight": 4.0},
     ...     ],
     ...     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
     ... )
     >>> config.num_columns
     7
-    >>> config.encode_labels({"global_score": "S2", "emotions": ["anger"]})
+    >>> config.encode_labels({"score": "S2", "emotions": ["anger"]})
     [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-    >>> config.encode_labels({"global_score": "S2"})[5:]
+    >>> config.encode_labels({"score": "S2"})[5:]
     [nan, nan]
+
     ```"""
 
     model_type = "multigroup"
@@ -182,7 +199,11 @@ class MultiGroupConfig(PreTrainedConfig):
             raise ValueError(f"`encoder_type` {self.encoder_type!r} is not a transformers model type.")
         encoder_class = CONFIG_MAPPING[self.encoder_type]
         for field in dataclasses.fields(encoder_class):
-            if field.name not in _BASE_FIELDS and field.name not in kwargs and field.default is not dataclasses.MISSING:
+            if (
+                field.name not in _BASE_FIELDS
+                and field.name not in kwargs
+                and field.default is not dataclasses.MISSING
+            ):
                 kwargs[field.name] = field.default
         kwargs.pop("model_type", None)
         super().__post_init__(**kwargs)
@@ -285,7 +306,9 @@ class MultiGroupConfig(PreTrainedConfig):
                 row.append(float(value))
             elif kind == "multiclass":
                 if not isinstance(value, str):
-                    raise TypeError(f"Group `{name}` is multiclass: give exactly one label as a string, got {value!r}.")
+                    raise TypeError(
+                        f"Group `{name}` is multiclass: give exactly one label as a string, got {value!r}."
+                    )
                 if value not in labels:
                     if not ignore_unknown_labels:
                         raise ValueError(f"Group `{name}`: unknown label {value!r}; known labels are {labels}.")

@@ -59,7 +59,9 @@ def group_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, group: dic
         return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
     if kind == "regression":
         return F.mse_loss(logits, target)
-    raise ValueError(f"Group `{group['name']}` has unknown type {kind!r}; known types are multiclass, multilabel, regression.")
+    raise ValueError(
+        f"Group `{group['name']}` has unknown type {kind!r}; known types are multiclass, multilabel, regression."
+    )
 
 
 def multi_group_loss(
@@ -111,7 +113,11 @@ class MultiGroupHead(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if self.pooling == "mean":
-            mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device) if attention_mask is None else attention_mask
+            mask = (
+                torch.ones(hidden_states.shape[:2], device=hidden_states.device)
+                if attention_mask is None
+                else attention_mask
+            )
             mask = mask.unsqueeze(-1).to(hidden_states.dtype)
             pooled = (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         else:

@@ -1,0 +1,153 @@
+"""From tables of texts and labels to tokenized datasets with one flat `labels` column.
+
+Examples:
+
+```python
+>>> from datasets import Dataset
+>>> from multigroup.data import infer_groups
+>>> rows = Dataset.from_list([
+...     {"text": "Slow queue", "score": "S2", "causes": ["wait"]},
+...     {"text": "Kind staff", "score": "S5", "causes": ["staff", "wait"]},
+... ])
+>>> for group in infer_groups(rows, multiclass=["score"], multilabel=["causes"]):
+...     print(group)
+{'name': 'score', 'type': 'multiclass', 'labels': ['S2', 'S5']}
+{'name': 'causes', 'type': 'multilabel', 'labels': ['staff', 'wait']}
+
+```
+"""
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from datasets import Dataset
+
+from .configuration_multigroup import MultiGroupConfig
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield `(line_number, record)` from a JSONL file, without reading it all; blank lines are skipped."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path}, line {number}: malformed JSON ({error.msg}); fix or remove that line."
+                ) from None
+            if not isinstance(record, dict):
+                raise ValueError(
+                    f"{path}, line {number}: expected a JSON object per line, got {type(record).__name__}."
+                )
+            yield number, record
+
+
+def load_table(path: str | Path) -> Dataset:
+    """Read a JSONL, JSON-lines, CSV or parquet file into a `datasets.Dataset`, with errors that name the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {list(SUPPORTED_SUFFIXES)}.")
+    if suffix in (".jsonl", ".json"):
+        records = [record for _, record in iter_jsonl(path)]
+        if not records:
+            raise ValueError(f"{path} is empty: it holds no records.")
+        try:
+            return Dataset.from_list(records)
+        except Exception as error:  # arrow type errors: say which column holds mixed types
+            raise ValueError(
+                f"{path}: a column holds values of mixed types ({error}); make each column one type."
+            ) from None
+    dataset = Dataset.from_csv(str(path)) if suffix == ".csv" else Dataset.from_parquet(str(path))
+    if len(dataset) == 0:
+        raise ValueError(f"{path} is empty: it holds no records.")
+    return dataset
+
+
+def _require_columns(dataset: Dataset, columns: Iterable[str]) -> None:
+    missing = [column for column in columns if column not in dataset.column_names]
+    if missing:
+        raise ValueError(f"Missing column(s) {missing}; the data has columns {dataset.column_names}.")
+
+
+def infer_groups(
+    dataset: Dataset,
+    multiclass: Iterable[str] = (),
+    multilabel: Iterable[str] = (),
+    regression: Iterable[str] = (),
+) -> list[dict]:
+    """Build the group spec from training data: one group per named column, labels sorted as strings."""
+    multiclass, multilabel, regression = list(multiclass), list(multilabel), list(regression)
+    _require_columns(dataset, multiclass + multilabel + regression)
+    groups = []
+    for name in multiclass + multilabel:
+        labels = set()
+        for row, value in enumerate(dataset[name]):
+            if value is None:
+                continue
+            values = [value] if name in multiclass else value
+            if (name in multiclass) != isinstance(value, str) or not all(isinstance(v, str) for v in values):
+                kind = "a label string" if name in multiclass else "a list of label strings"
+                raise TypeError(f"Row {row}, column `{name}`: expected {kind} or null, got {value!r}.")
+            labels.update(values)
+        kind = "multiclass" if name in multiclass else "multilabel"
+        groups.append({"name": name, "type": kind, "labels": sorted(labels)})
+    groups += [{"name": name, "type": "regression"} for name in regression]
+    order = {name: i for i, name in enumerate(multiclass + multilabel + regression)}
+    return sorted(groups, key=lambda group: order[group["name"]])
+
+
+def prepare_dataset(
+    dataset: Dataset,
+    tokenizer,
+    config: MultiGroupConfig,
+    text_column: str = "text",
+    max_length: int | None = None,
+    ignore_unknown_labels: bool = False,
+) -> Dataset:
+    """Tokenize `text_column` and encode the group columns into `labels`; pad later with `DataCollatorWithPadding`.
+
+    A row whose text is missing or not a string, or whose label is unknown, raises with the row number; with
+    `ignore_unknown_labels=True` unknown labels are dropped instead (a label the training data never saw).
+    Group columns absent from the dataset count as missing for every row.
+    """
+    _require_columns(dataset, [text_column])
+
+    def encode(batch: dict, indices: list[int]) -> dict:
+        texts = batch[text_column]
+        for row, text in zip(indices, texts):
+            if not isinstance(text, str):
+                raise ValueError(f"Row {row}: `{text_column}` must be a string, got {text!r}; drop or fill that row.")
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)
+        labels = []
+        for i, row in enumerate(indices):
+            example = {name: batch[name][i] for name in config.group_names if name in batch}
+            try:
+                labels.append(config.encode_labels(example, ignore_unknown_labels=ignore_unknown_labels))
+            except (TypeError, ValueError) as error:
+                hint = " (or pass ignore_unknown_labels=True)" if "unknown label" in str(error) else ""
+                raise type(error)(f"Row {row}: {error}{hint}") from None
+        return {**encoded, "labels": labels}
+
+    return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
+
+
+def label_statistics(dataset: Dataset, config: MultiGroupConfig) -> dict[str, dict]:
+    """Per group: how many rows carry it and, per label, how many rows have it (from an encoded `labels` column)."""
+    stats = {}
+    rows = dataset["labels"]
+    for group, columns in zip(config.groups, config.group_slices.values()):
+        present = [row[columns] for row in rows if not any(math.isnan(v) for v in row[columns])]
+        stats[group["name"]] = {
+            "rows": len(present),
+            "counts": [sum(row[j] for row in present) for j in range(columns.stop - columns.start)],
+        }
+    return stats

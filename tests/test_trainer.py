@@ -1,0 +1,72 @@
+import pytest
+import torch
+from datasets import Dataset
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+from multigroup.data import prepare_dataset
+
+from conftest import ARTICLE_GROUPS, make_tokenizer, tiny_model
+
+ROWS = [
+    {"text": "the food was great", "global_score": "S5", "emotions": ["E1"], "causes": []},
+    {"text": "slow rude staff and bad service", "global_score": "S1", "emotions": ["E2", "E3"], "causes": ["C1"]},
+    {"text": "i love it", "global_score": "S4", "emotions": ["E1"], "causes": []},
+    {"text": "very expensive but good", "global_score": "S3", "emotions": [], "causes": ["C2", "C3"]},
+] * 4
+
+
+def make_trainer(tmp_path, model, batch_size=4, accumulation=1, epochs=1, lr=0.0, **kwargs):
+    tokenizer = make_tokenizer()
+    dataset = prepare_dataset(Dataset.from_list(ROWS), tokenizer, model.config)
+    args = TrainingArguments(
+        str(tmp_path / "out"),
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        **kwargs,
+    )
+    return Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer))
+
+
+def test_plain_trainer_trains_the_article_groups(tmp_path):
+    model = tiny_model(ARTICLE_GROUPS).train()
+    trainer = make_trainer(tmp_path, model, epochs=8, lr=5e-3)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 32
+    assert sum(losses[-4:]) < 0.5 * sum(losses[:4])
+
+
+def test_gradient_accumulation_keeps_the_loss_scale(tmp_path):
+    """Trainer multiplies the loss by the accumulation steps when forward takes **kwargs; ours must not."""
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    full = make_trainer(tmp_path / "a", tiny_model(ARTICLE_GROUPS, **no_dropout), batch_size=4, max_steps=1)
+    accumulated = make_trainer(
+        tmp_path / "b", tiny_model(ARTICLE_GROUPS, **no_dropout), batch_size=2, accumulation=2, max_steps=1
+    )
+    assert accumulated.model_accepts_loss_kwargs is False
+    full.train()
+    accumulated.train()
+    first = full.state.log_history[0]["loss"]
+    assert accumulated.state.log_history[0]["loss"] == pytest.approx(first, rel=1e-5)
+    assert first == pytest.approx(0.7 * torch.log(torch.tensor(5.0)).item() + 8 * 0.693, rel=0.1)
+
+
+def test_trainer_evaluate_returns_only_logits_to_metrics(tmp_path):
+    seen = {}
+
+    def compute_metrics(prediction):
+        seen["shape"] = prediction.predictions.shape
+        return {"columns": prediction.predictions.shape[1]}
+
+    model = tiny_model(ARTICLE_GROUPS)
+    trainer = make_trainer(tmp_path, model, per_device_eval_batch_size=8)
+    trainer.compute_metrics = compute_metrics
+    metrics = trainer.evaluate(trainer.train_dataset)
+    assert seen["shape"] == (16, 27) and metrics["eval_columns"] == 27 and metrics["eval_loss"] > 0
