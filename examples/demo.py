@@ -100,7 +100,12 @@ def main() -> None:
     subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, args.output_dir, json.dumps(NEW_TEXTS)],
         check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"},
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_VERBOSITY": "error",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        },
     )
     print(f"done in {time.perf_counter() - start:.0f} s")
 
