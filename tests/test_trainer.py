@@ -15,7 +15,8 @@ ROWS = [
 ] * 4
 
 
-def make_trainer(tmp_path, model, batch_size=4, accumulation=1, epochs=1, lr=0.0, **kwargs):
+def make_trainer(tmp_path, model, batch_size=4, accumulation=1, epochs=1, lr=0.0, compute_metrics=None, **kwargs):
+    """A plain Trainer on ROWS; with `compute_metrics`, ROWS are also the evaluation set."""
     tokenizer = make_tokenizer()
     dataset = prepare_dataset(Dataset.from_list(ROWS), tokenizer, model.config)
     args = TrainingArguments(
@@ -31,7 +32,14 @@ def make_trainer(tmp_path, model, batch_size=4, accumulation=1, epochs=1, lr=0.0
         seed=0,
         **kwargs,
     )
-    return Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer))
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset if compute_metrics else None,
+        compute_metrics=compute_metrics,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
 
 
 def test_plain_trainer_trains_the_article_groups(tmp_path):
@@ -66,7 +74,6 @@ def test_trainer_evaluate_returns_only_logits_to_metrics(tmp_path):
         return {"columns": prediction.predictions.shape[1]}
 
     model = tiny_model(ARTICLE_GROUPS)
-    trainer = make_trainer(tmp_path, model, per_device_eval_batch_size=8)
-    trainer.compute_metrics = compute_metrics
-    metrics = trainer.evaluate(trainer.train_dataset)
+    trainer = make_trainer(tmp_path, model, compute_metrics=compute_metrics, per_device_eval_batch_size=8)
+    metrics = trainer.evaluate()
     assert seen["shape"] == (16, 27) and metrics["eval_columns"] == 27 and metrics["eval_loss"] > 0

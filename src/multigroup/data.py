@@ -18,7 +18,6 @@ Examples:
 """
 
 import json
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -138,16 +137,3 @@ def prepare_dataset(
         return {**encoded, "labels": labels}
 
     return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
-
-
-def label_statistics(dataset: Dataset, config: MultiGroupConfig) -> dict[str, dict]:
-    """Per group: how many rows carry it and, per label, how many rows have it (from an encoded `labels` column)."""
-    stats = {}
-    rows = dataset["labels"]
-    for group, columns in zip(config.groups, config.group_slices.values()):
-        present = [row[columns] for row in rows if not any(math.isnan(v) for v in row[columns])]
-        stats[group["name"]] = {
-            "rows": len(present),
-            "counts": [sum(row[j] for row in present) for j in range(columns.stop - columns.start)],
-        }
-    return stats

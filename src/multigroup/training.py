@@ -1,0 +1,180 @@
+"""Training helpers around a plain Trainer: per-group loss logging, the evaluation table, loss balancing, class
+weights and threshold tuning. Statistics come from label rows (`config.encode_labels`), never from a preliminary run.
+
+Examples:
+
+```python
+>>> import numpy as np
+>>> from multigroup import MultiGroupConfig
+>>> from multigroup.training import fit_loss_scales
+>>> config = MultiGroupConfig(groups=[{"name": "topics", "type": "multilabel", "labels": ["a", "b"]}])
+>>> labels = np.array([[1, 0], [0, 0], [0, 0], [0, 1]], dtype=np.float32)
+>>> fit_loss_scales(config, labels)  # mean binary entropy of the label frequencies (0.25, 0.25)
+{'topics': 0.5623...}
+
+```
+"""
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from .configuration_multigroup import MultiGroupConfig
+from .metrics import counts, f1_from_counts, format_metrics_table
+
+_MIN_SCALE = 0.05  # a group whose labels are (almost) always the same would otherwise get an unbounded weight
+
+
+def _present(config: MultiGroupConfig, labels: np.ndarray):
+    labels = np.asarray(labels, dtype=np.float64)
+    for group, columns in zip(config.groups, config.group_slices.values()):
+        target = labels[:, columns]
+        yield group, target[~np.isnan(target).any(axis=1)]
+
+
+def fit_loss_scales(config: MultiGroupConfig, labels: np.ndarray, apply: bool = True) -> dict[str, float]:
+    """Each group's loss for an uninformed prediction (the training label frequencies, or the mean value).
+
+    With `loss_weighting="normalized"` the model divides each group's loss by this scale, so every group starts
+    at about 1 whatever its type, number of labels or rarity. `apply=True` stores the scales in the config and
+    switches it to `"normalized"`.
+    """
+    scales = {}
+    for group, target in _present(config, labels):
+        if not len(target):
+            scale = 1.0
+        elif group["type"] == "regression":
+            scale = float(target[:, 0].var())
+        else:
+            p = np.clip(target.mean(0), 1e-6, 1 - 1e-6)
+            if group["type"] == "multiclass":
+                scale = float(-(p * np.log(p)).sum())
+            else:
+                scale = float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+        scales[group["name"]] = max(scale, _MIN_SCALE)
+    if apply:
+        for group in config.groups:
+            group["loss_scale"] = scales[group["name"]]
+        config.loss_weighting = "normalized"
+    return scales
+
+
+def fit_class_weights(
+    config: MultiGroupConfig, labels: np.ndarray, max_weight: float = 20.0, apply: bool = True
+) -> dict[str, list[float]]:
+    """Loss weights against class imbalance, from training frequencies.
+
+    Multiclass: `class_weight = n / (k * count)` (scikit-learn's "balanced"). Multilabel: `pos_weight =
+    negatives / positives`. Both clipped to `[1 / max_weight, max_weight]`; a label never seen gets `max_weight`.
+    """
+    weights = {}
+    for group, target in _present(config, labels):
+        if group["type"] == "regression" or not len(target):
+            continue
+        positives = target.sum(0)
+        numerator = len(target) / len(group["labels"]) if group["type"] == "multiclass" else len(target) - positives
+        raw = np.divide(numerator, positives, where=positives > 0, out=np.full_like(positives, max_weight))
+        weights[group["name"]] = [float(w) for w in np.clip(raw, 1 / max_weight, max_weight)]
+    if apply:
+        for group in config.groups:
+            if group["name"] in weights:
+                group["class_weight" if group["type"] == "multiclass" else "pos_weight"] = weights[group["name"]]
+    return weights
+
+
+def tune_thresholds(
+    config: MultiGroupConfig,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    grid: np.ndarray | None = None,
+    per_label: bool = True,
+    apply: bool = True,
+) -> dict[str, list[float]]:
+    """Pick multilabel thresholds that maximise F1 on validation data.
+
+    `per_label=True` picks each label's threshold for its own F1 (which maximises the group's macro F1);
+    `per_label=False` picks one threshold per group for its micro F1. A label with no positive in the data keeps
+    its threshold. `apply=True` stores them in the config, where decoding, the pipeline and the metrics read them.
+    """
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3) if grid is None else np.asarray(grid)
+    logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels, dtype=np.float32)
+    tuned = {}
+    for group, columns in zip(config.groups, config.group_slices.values()):
+        if group["type"] != "multilabel":
+            continue
+        present = ~np.isnan(labels[:, columns]).any(axis=1)
+        probs = torch.sigmoid(torch.from_numpy(logits[present, columns])).numpy()
+        truth = labels[present, columns] > 0.5
+        current = group["threshold"] if isinstance(group["threshold"], list) else [group["threshold"]] * truth.shape[1]
+        if per_label:
+            chosen = []
+            for j in range(truth.shape[1]):
+                if not truth[:, j].any():
+                    chosen.append(current[j])
+                    continue
+                scores = [f1_from_counts(*counts(truth[:, j : j + 1], probs[:, j : j + 1] >= t))[0] for t in grid]
+                chosen.append(float(grid[int(np.argmax(scores))]))
+        else:
+            scores = [f1_from_counts(*counts(truth, probs >= t))[0] for t in grid]
+            chosen = [float(grid[int(np.argmax(scores))])] * truth.shape[1]
+        tuned[group["name"]] = chosen
+        if apply:
+            group["threshold"] = chosen
+    return tuned
+
+
+class GroupLossCallback(TrainerCallback):
+    """Adds `loss_{group}` (mean since the last log, over all processes) to the Trainer's training logs.
+
+    A forward hook collects `output.group_losses` during training steps. Put it first so that the printed line
+    and the reporting integrations see the values: `trainer.callback_handler.callbacks.insert(0, callback)`, or
+    `attach_callbacks(trainer)`.
+    """
+
+    def __init__(self):
+        self._sums, self._steps, self._handle = None, 0, None
+
+    def _hook(self, module, args, output):
+        losses = getattr(output, "group_losses", None)
+        if module.training and losses:
+            values = torch.stack([value.detach().float() for value in losses.values()])
+            self._sums = values if self._sums is None else self._sums + values
+            self._steps += 1
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None and self._handle is None:
+            self._handle = model.register_forward_hook(self._hook)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        if logs is None or "loss" not in logs or self._sums is None or model is None:
+            return
+        totals = torch.cat([self._sums, torch.tensor([float(self._steps)], device=self._sums.device)])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        means = (totals[:-1] / totals[-1]).tolist()
+        entries = {f"loss_{name}": round(value, 4) for name, value in zip(model.config.group_names, means)}
+        logs.update(entries)
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(entries)
+        self._sums, self._steps = None, 0
+
+
+class MetricsTableCallback(TrainerCallback):
+    """Prints the per-group metrics table after each evaluation (needs `build_compute_metrics` in the Trainer)."""
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        if metrics and model is not None and state.is_world_process_zero:
+            epoch = f"epoch {state.epoch:.2f}, " if state.epoch is not None else ""
+            table = format_metrics_table(metrics, model.config, "eval_")
+            print(f"\nEvaluation ({epoch}step {state.global_step})\n{table}")
+
+
+def attach_callbacks(trainer) -> None:
+    """Log `loss_{group}` in every training log line and print the per-group table at each evaluation."""
+    trainer.callback_handler.callbacks.insert(0, GroupLossCallback())
+    trainer.add_callback(MetricsTableCallback())
