@@ -1,4 +1,11 @@
-"""AutoModelForMultiGroupClassification: picks the encoder family from a checkpoint's `model_type`."""
+"""AutoModelForMultiGroupClassification: picks the encoder family from a checkpoint's `model_type`.
+
+Importing multigroup also registers `MultiGroupConfig` and this class with transformers' Auto classes, so that
+with multigroup installed, `AutoConfig`, `AutoTokenizer`, `AutoModel` and `pipeline(...)` use the installed code
+for a saved model folder instead of asking to run the folder's copy (`trust_remote_code`).
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration_multigroup import MultiGroupConfig
 from .modeling_multigroup import MODEL_FOR_MULTI_GROUP_MAPPING
@@ -37,12 +44,16 @@ class AutoModelForMultiGroupClassification:
     saved multi-group model (then `groups` is optional).
     """
 
+    config_class = MultiGroupConfig  # lets transformers' Auto classes dispatch here
+
     def __init__(self):
         raise OSError("Use AutoModelForMultiGroupClassification.from_pretrained(...) or .from_config(config).")
 
     @classmethod
     def from_config(cls, config: MultiGroupConfig, **kwargs):
         return _model_class(config)._from_config(config, **kwargs)
+
+    _from_config = from_config  # the name transformers' Auto classes call
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -54,3 +65,8 @@ class AutoModelForMultiGroupClassification:
         return _model_class(config).from_pretrained(
             pretrained_model_name_or_path, *model_args, config=config, **kwargs
         )
+
+
+AutoConfig.register(MultiGroupConfig.model_type, MultiGroupConfig, exist_ok=True)
+for _auto in (AutoModel, AutoModelForSequenceClassification):
+    _auto.register(MultiGroupConfig, AutoModelForMultiGroupClassification, exist_ok=True)

@@ -146,16 +146,16 @@ def classification_report(
 def format_metrics_table(metrics: dict[str, float], config: MultiGroupConfig, prefix: str = "") -> str:
     """One line per group: its F1 micro / macro, accuracy or subset accuracy, MAE / RMSE, and loss."""
     columns = ["f1_micro", "f1_macro", "accuracy", "subset_accuracy", "mae", "rmse"]
-    header = f"{'group':<20}" + "".join(f"{column:>17}" for column in [*columns, "loss"])
+    header = f"{'group':<20}" + "".join(f"{column:>16}" for column in [*columns, "loss"])
     lines = [header, "-" * len(header)]
     for name in config.group_names:
         values = [metrics.get(f"{prefix}{name}_{column}") for column in columns] + [
             metrics.get(f"{prefix}loss_{name}")
         ]
-        lines.append(f"{name:<20}" + "".join(f"{_cell(value):>17}" for value in values))
+        lines.append(f"{name:<20}" + "".join(f"{_cell(value):>16}" for value in values))
     if f"{prefix}f1_micro" in metrics:
         overall = [metrics[f"{prefix}f1_micro"], metrics[f"{prefix}f1_macro"]]
-        lines.append(f"{'all (columns)':<20}" + "".join(f"{_cell(value):>17}" for value in overall))
+        lines.append(f"{'all (columns)':<20}" + "".join(f"{_cell(value):>16}" for value in overall))
         lines.append(f"mean of group macro F1: {_cell(metrics[f'{prefix}mean_f1_macro'])}")
     return "\n".join(lines)
 

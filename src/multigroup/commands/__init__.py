@@ -1,0 +1,1 @@
+"""The `multigroup` subcommands; each module has `register(parser)` and `run(args, extra)`."""

@@ -1,0 +1,47 @@
+"""Score a saved model on a labelled file: per-group table, per-label report, metrics.json and PNG plots."""
+
+from pathlib import Path
+
+
+def register(parser) -> None:
+    parser.add_argument("--model", required=True, help="a saved multigroup model folder")
+    parser.add_argument("--file", required=True, help="JSONL, CSV or parquet with the text and group columns")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--ignore-unknown-labels", action="store_true", help="drop labels the model does not know")
+    parser.add_argument("--no-plots", action="store_true")
+
+
+def run(args, extra: list[str]) -> int:
+    import numpy as np
+
+    from .. import plots
+    from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
+    from .common import labelled_logits, load_model, write_json
+
+    model, tokenizer = load_model(args.model)
+    config = model.config
+    logits, labels = labelled_logits(
+        model, tokenizer, args.file, args.text_column, args.batch_size, args.ignore_unknown_labels
+    )
+    metrics = compute_metrics(config, logits, labels)
+    report = classification_report(config, logits, labels)
+    print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))
+
+    output = Path(args.output_dir)
+    write_json(output / "metrics.json", {"model": args.model, "file": args.file, "metrics": metrics, "report": report})
+    written = [output / "metrics.json"]
+    if not args.no_plots:
+        for name, rows in report.items():
+            written.append(plots.f1_bars(name, rows, output / f"f1_{name}.png"))
+        predictions = config.group_predictions(logits)
+        for group, columns in zip(config.groups, config.group_slices.values()):
+            if group["type"] == "multiclass":
+                present = ~np.isnan(labels[:, columns]).any(1)
+                y_true = labels[present, columns].argmax(1)
+                y_pred = predictions[group["name"]]["index"].numpy()[present]
+                path = output / f"confusion_{group['name']}.png"
+                written.append(plots.confusion_matrix(group["name"], group["labels"], y_true, y_pred, path))
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0

@@ -1,0 +1,137 @@
+"""Fine-tune an encoder on several label groups and save a model that loads with trust_remote_code.
+
+Group columns come from --multiclass/--multilabel/--regression (repeatable; labels are read from the training
+file) or from --groups spec.json. Any TrainingArguments flag can follow in the Hugging Face style, for example
+`--num_train_epochs 5 --learning_rate 5e-5 --per_device_train_batch_size 32`.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(parser) -> None:
+    parser.add_argument(
+        "--train-file", required=True, help="JSONL, CSV or parquet with a text column and group columns"
+    )
+    parser.add_argument("--validation-file", help="evaluated each epoch; also used to tune the thresholds")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--multiclass", action="append", default=[], metavar="COL", help="a one-label group")
+    parser.add_argument("--multilabel", action="append", default=[], metavar="COL", help="a many-label group")
+    parser.add_argument("--regression", action="append", default=[], metavar="COL", help="a numeric group")
+    parser.add_argument("--groups", help="a JSON file with the list of groups (instead of the three flags above)")
+    parser.add_argument("--weight", action="append", default=[], metavar="GROUP=W", help="a group's loss weight")
+    parser.add_argument("--model", required=True, help="encoder path or Hub id (BERT, CamemBERT, RoBERTa, XLM-R)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--loss-weighting", choices=["fixed", "normalized", "uncertainty"], default="normalized")
+    parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
+    parser.add_argument("--no-tune-thresholds", action="store_true", help="keep the multilabel thresholds at 0.5")
+    parser.add_argument("--pooling", choices=["cls", "mean"], default="cls")
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument(
+        "--ignore-unknown-labels", action="store_true", help="drop validation labels unseen in training"
+    )
+
+
+def _groups(args, table) -> list[dict]:
+    from ..data import infer_groups
+
+    if args.groups:
+        if args.multiclass or args.multilabel or args.regression:
+            raise ValueError("Give either --groups spec.json or --multiclass/--multilabel/--regression, not both.")
+        return json.loads(Path(args.groups).read_text())
+    if not (args.multiclass or args.multilabel or args.regression):
+        raise ValueError(
+            "Name the groups: --multiclass COL, --multilabel COL, --regression COL, or --groups spec.json."
+        )
+    groups = infer_groups(table, args.multiclass, args.multilabel, args.regression)
+    weights = dict(item.split("=", 1) for item in args.weight)
+    for group in groups:
+        if group["name"] in weights:
+            group["weight"] = float(weights.pop(group["name"]))
+    if weights:
+        raise ValueError(
+            f"--weight names unknown group(s) {sorted(weights)}; groups are {[g['name'] for g in groups]}."
+        )
+    return groups
+
+
+def run(args, extra: list[str]) -> int:
+    import numpy as np
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        HfArgumentParser,
+        Trainer,
+        TrainingArguments,
+        pipeline,
+    )
+
+    from ..auto import AutoModelForMultiGroupClassification
+    from ..data import load_table, prepare_dataset
+    from ..hub import write_model_card
+    from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
+    from ..training import attach_callbacks, fit_class_weights, fit_loss_scales, tune_thresholds
+    from .common import write_json
+
+    output_dir = Path(args.output_dir)
+    defaults = ["--output_dir", str(output_dir / "checkpoints"), "--report_to", "none", "--save_strategy", "no"]
+    defaults += ["--logging_strategy", "epoch"]
+    if args.validation_file:
+        defaults += ["--eval_strategy", "epoch"]
+    (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(defaults + extra)
+
+    train_table = load_table(args.train_file)
+    groups = _groups(args, train_table)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForMultiGroupClassification.from_pretrained(
+        args.model, groups=groups, pooling=args.pooling, loss_weighting=args.loss_weighting
+    )
+    model.config.base_model = args.model
+    config = model.config
+    train = prepare_dataset(train_table, tokenizer, config, args.text_column, args.max_length)
+    train_labels = np.array(train["labels"], dtype=np.float32)
+    if args.loss_weighting != "fixed":
+        fit_loss_scales(config, train_labels)
+        config.loss_weighting = args.loss_weighting
+    if args.class_weights:
+        fit_class_weights(config, train_labels)
+    validation = None
+    if args.validation_file:
+        validation = prepare_dataset(
+            load_table(args.validation_file), tokenizer, config, args.text_column, args.max_length,
+            ignore_unknown_labels=args.ignore_unknown_labels,
+        )  # fmt: skip
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=validation,
+        compute_metrics=build_compute_metrics(config) if validation is not None else None,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+    attach_callbacks(trainer)
+    trainer.train()
+
+    metrics = None
+    if validation is not None:
+        logits = trainer.predict(validation).predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        labels = np.array(validation["labels"], dtype=np.float32)
+        if not args.no_tune_thresholds and any(g["type"] == "multilabel" for g in config.groups):
+            before = compute_metrics(config, logits, labels)
+            tuned = tune_thresholds(config, logits, labels)
+            print(f"Tuned thresholds on {args.validation_file}: {json.dumps(tuned)}")
+            for name in tuned:
+                key = f"{name}_f1_macro"
+                print(f"  {key}: {before[key]:.4f} -> {compute_metrics(config, logits, labels)[key]:.4f}")
+        metrics = compute_metrics(config, logits, labels)
+        print("\nValidation, final model\n" + format_metrics_table(metrics, config))
+
+    pipeline("multi-group-classification", model=model, tokenizer=tokenizer).save_pretrained(output_dir)
+    if metrics is not None:
+        write_json(output_dir / "metrics.json", {"file": args.validation_file, "metrics": metrics})
+    write_model_card(output_dir)
+    print(f"Saved to {output_dir}", file=sys.stderr)
+    return 0

@@ -1,0 +1,149 @@
+import csv
+import json
+import re
+
+import pytest
+from transformers import CamembertConfig, CamembertModel, pipeline
+
+from multigroup.cli import main
+
+from conftest import make_tokenizer
+
+ROWS = [
+    {"id": "a", "text": "the food was great", "score": "good", "topics": ["food"]},
+    {"id": "b", "text": "slow rude staff and bad service", "score": "bad", "topics": ["service"]},
+    {"id": "c", "text": "i love it", "score": "good", "topics": []},
+    {"id": "d", "text": "very expensive but good", "score": "ok", "topics": ["price", "food"]},
+] * 3
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    """A plain tiny CamemBERT encoder with its tokenizer, as a user's --model would be."""
+    path = tmp_path_factory.mktemp("encoder")
+    config = CamembertConfig(
+        vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        max_position_embeddings=66,
+    )  # fmt: skip
+    CamembertModel(config).save_pretrained(path)
+    make_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(encoder_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("cli")
+    train = write_jsonl(work / "train.jsonl", ROWS)
+    output = work / "model"
+    code = main(
+        ["train", "--train-file", train, "--validation-file", train, "--multiclass", "score", "--multilabel",
+         "topics", "--weight", "score=0.7", "--model", str(encoder_dir), "--output-dir", str(output),
+         "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
+         "--disable_tqdm", "true", "--use_cpu", "true"]
+    )  # fmt: skip
+    assert code == 0
+    return work, output
+
+
+def test_train_saves_a_complete_model_with_metrics_and_card(trained):
+    _, output = trained
+    files = {path.name for path in output.iterdir()}
+    assert {"model.safetensors", "config.json", "modeling_multigroup.py", "tokenizer.json", "README.md"} <= files
+    config = json.loads((output / "config.json").read_text())
+    assert [g["name"] for g in config["groups"]] == ["score", "topics"] and config["groups"][0]["weight"] == 0.7
+    assert config["groups"][1]["labels"] == ["food", "price", "service"]
+    assert config["loss_weighting"] == "normalized" and isinstance(config["groups"][1]["threshold"], list)
+    metrics = json.loads((output / "metrics.json").read_text())["metrics"]
+    assert {"score_f1_macro", "topics_f1_micro", "mean_f1_macro", "loss_topics"} <= set(metrics)
+    card = (output / "README.md").read_text()
+    assert "library_name: transformers" in card and "custom_code" in card and "`price`" in card
+    clf = pipeline("multi-group-classification", model=str(output), trust_remote_code=True)
+    assert list(clf("i love it")) == ["score", "topics"]
+
+
+def test_evaluate_writes_metrics_and_plots(trained, capsys):
+    work, output = trained
+    code = main(
+        ["evaluate", "--model", str(output), "--file", str(work / "train.jsonl"), "--output-dir", str(work / "eval")]
+    )
+    assert code == 0
+    written = json.loads((work / "eval" / "metrics.json").read_text())
+    assert {"score_accuracy", "topics_subset_accuracy", "f1_micro"} <= set(written["metrics"])
+    assert [row["label"] for row in written["report"]["topics"]] == ["food", "price", "service"]
+    for name in ("f1_score.png", "f1_topics.png", "confusion_score.png"):
+        assert (work / "eval" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "mean of group macro F1" in capsys.readouterr().out
+
+
+def test_predict_jsonl_and_csv_keep_ids_and_order(trained, tmp_path):
+    work, output = trained
+    with open(tmp_path / "in.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text"])
+        writer.writeheader()
+        writer.writerows({"text": row["text"]} for row in ROWS[:4])
+    for source, ids in [
+        (str(work / "train.jsonl"), [r["id"] for r in ROWS]),
+        (str(tmp_path / "in.csv"), [2, 3, 4, 5]),
+    ]:
+        out = tmp_path / "out.jsonl"
+        assert (
+            main(["predict", "--model", str(output), "--file", source, "--output", str(out), "--chunk-size", "5"]) == 0
+        )
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [line["id"] for line in lines] == ids
+        assert all(set(line) == {"id", "score", "topics"} for line in lines)
+
+
+def test_tune_thresholds_updates_the_config(trained, tmp_path, capsys):
+    work, output = trained
+    target = tmp_path / "tuned"
+    args = [
+        "tune-thresholds",
+        "--model",
+        str(output),
+        "--file",
+        str(work / "train.jsonl"),
+        "--output-dir",
+        str(target),
+    ]
+    assert main(args + ["--per-group"]) == 0
+    thresholds = json.loads((target / "config.json").read_text())["groups"][1]["threshold"]
+    assert len(thresholds) == 3 and len(set(thresholds)) == 1
+    printed = capsys.readouterr().out
+    assert f"topics: thresholds {json.dumps(thresholds)}" in printed and "f1_micro: " in printed
+
+
+@pytest.mark.parametrize(
+    "content, args, match",
+    [
+        ('{"text": "ok"}\n{"text": broken\n', [], "line 2: malformed JSON"),
+        ("", [], "is empty"),
+        ('{"body": "ok"}\n', [], r"line 1: `text` must be a string, got None; columns are \['body'\]"),
+        ('{"text": 3}\n', [], "line 1: `text` must be a string, got 3"),
+    ],
+)
+def test_predict_errors_name_the_line(trained, tmp_path, capsys, content, args, match):
+    _, output = trained
+    source = tmp_path / "in.jsonl"
+    source.write_text(content)
+    assert (
+        main(["predict", "--model", str(output), "--file", str(source), "--output", str(tmp_path / "o.jsonl"), *args])
+        == 2
+    )
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_train_errors(encoder_dir, tmp_path, capsys):
+    train = write_jsonl(tmp_path / "t.jsonl", ROWS)
+    base = ["train", "--train-file", train, "--model", str(encoder_dir), "--output-dir", str(tmp_path / "o")]
+    assert main(base) == 2
+    assert "Name the groups" in capsys.readouterr().err
+    assert main(base + ["--multiclass", "colour"]) == 2
+    assert "Missing column(s) ['colour']" in capsys.readouterr().err
+    assert main(base + ["--multiclass", "score", "--weight", "nope=2"]) == 2
+    assert "--weight names unknown group(s) ['nope']" in capsys.readouterr().err
