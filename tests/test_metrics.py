@@ -132,3 +132,16 @@ def test_classification_report_equals_scikit_learn_and_flags_rare_labels():
     assert [row["label"] for row in report["topics"] if row["rare"]] == ["price"]
     assert "rare (low support), expect a poor score: price" in format_report(report)
     assert "stars" not in report
+
+
+def test_evaluate_module_loads_offline_and_equals_compute_metrics():
+    evaluate = pytest.importorskip("evaluate")
+    import multigroup
+
+    config = tiny_config(GROUPS)
+    logits, labels = random_batch(config, missing=0.2)
+    metric = evaluate.load(multigroup.EVALUATE_MODULE)
+    result = metric.compute(predictions=logits, references=labels, config=config)
+    assert result == pytest.approx(compute_metrics(config, logits, labels))
+    with pytest.raises(ValueError, match="Pass config=model.config"):
+        metric.compute(predictions=logits, references=labels)

@@ -1,5 +1,7 @@
 """multigroup: one transformer encoder, several label groups (multiclass, multilabel, regression)."""
 
+from pathlib import Path
+
 from .auto import AutoModelForMultiGroupClassification
 from .configuration_multigroup import MISSING, MultiGroupConfig
 from .modeling_multigroup import (
@@ -13,8 +15,11 @@ from .modeling_multigroup import (
 from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline
 
 __version__ = "0.1.0"
+# `evaluate.load(EVALUATE_MODULE)` loads the per-group metrics offline.
+EVALUATE_MODULE = str(Path(__file__).parent / "evaluate_module" / "multigroup_metrics.py")
 
 __all__ = [
+    "EVALUATE_MODULE",
     "MISSING",
     "PIPELINE_TASK",
     "AutoModelForMultiGroupClassification",

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from .commands import evaluate, predict, push, train, tune
+from .commands import evaluate, export, predict, push, train, tune
 
 COMMANDS = {
     "train": train,
@@ -11,6 +11,7 @@ COMMANDS = {
     "predict": predict,
     "tune-thresholds": tune,
     "push": push,
+    "export": export,
 }
 
 

@@ -279,6 +279,11 @@ class MultiGroupConfig(PreTrainedConfig):
     def num_columns(self) -> int:
         return sum(max(len(group["labels"]), 1) for group in self.groups or [])
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest input the encoder takes; RoBERTa-family position ids start after the padding index."""
+        return self.max_position_embeddings - (0 if self.encoder_type == "bert" else self.pad_token_id + 1)
+
     def group(self, name: str) -> dict:
         for group in self.groups or []:
             if group["name"] == name:

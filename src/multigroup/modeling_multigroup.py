@@ -4,7 +4,10 @@ This file is remote code: `save_pretrained` copies it next to the weights, so it
 torch, transformers and the other remote-code files.
 """
 
+import os
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +98,13 @@ def multi_group_loss(
         if log_vars is not None:  # learned uncertainty weighting (Kendall et al., 2018)
             term = torch.exp(-log_vars[i]) * term + log_vars[i]
         total = total + group["weight"] * term
+    if not torch.isfinite(total):
+        bad = [name for name, value in group_losses.items() if not torch.isfinite(value)]
+        where = "the logits themselves are not finite" if not torch.isfinite(logits).all() else "the logits are finite"
+        raise FloatingPointError(
+            f"Non-finite loss from group(s) {bad or config.group_names} ({where}). Lower the learning rate, check "
+            "those groups' labels (regression targets must be finite), or enable gradient clipping."
+        )
     return total, group_losses
 
 
@@ -184,7 +194,11 @@ class MultiGroupModelMixin:
             init.zeros_(module.log_vars)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save weights (safetensors), config and the code files, so the folder loads with `trust_remote_code`."""
+        """Save weights (safetensors), config and the code files, so the folder loads with `trust_remote_code`.
+
+        Everything is written to a temporary folder beside `save_directory` first, then moved in file by file
+        (`os.replace` is atomic), so a save that fails part-way leaves an existing model folder as it was.
+        """
         name = type(self).__name__
         self.config.auto_map = {
             "AutoConfig": "configuration_multigroup.MultiGroupConfig",
@@ -199,13 +213,26 @@ class MultiGroupModelMixin:
                 "type": "text",
             }
         }
-        super().save_pretrained(save_directory, *args, **kwargs)
-        # Copy from beside this file: right both for the installed package and for code loaded from a Hub repo,
-        # so a model loaded through remote code and saved again stays complete.
-        for file_name in CODE_FILES:
-            target = Path(save_directory) / file_name
-            if Path(__file__).with_name(file_name).resolve() != target.resolve():
-                shutil.copyfile(Path(__file__).with_name(file_name), target)
+        target = Path(save_directory)
+        target.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=target.parent))
+        try:
+            super().save_pretrained(staging, *args, **kwargs)
+            # Copy from beside this file: right both for the installed package and for code loaded from a Hub
+            # repo, so that a model loaded through remote code and saved again stays complete.
+            for file_name in CODE_FILES:
+                shutil.copyfile(Path(__file__).with_name(file_name), staging / file_name)
+            written = {path.name for path in staging.iterdir()}
+            for path in staging.iterdir():
+                os.replace(path, target / path.name)
+            for path in target.iterdir():  # weight files of an earlier save that this one does not have
+                if _WEIGHT_FILE.fullmatch(path.name) and path.name not in written:
+                    path.unlink()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+_WEIGHT_FILE = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
 class BertForMultiGroupClassification(MultiGroupModelMixin, BertPreTrainedModel):

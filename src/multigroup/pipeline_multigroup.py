@@ -73,10 +73,7 @@ class MultiGroupClassificationPipeline(Pipeline):
         return results
 
     def _max_length(self) -> int:
-        config = self.model.config
-        # RoBERTa-family position ids start after the padding index, so two positions are not usable.
-        usable = config.max_position_embeddings - (0 if config.encoder_type == "bert" else config.pad_token_id + 1)
-        return min(self.tokenizer.model_max_length, usable)
+        return min(self.tokenizer.model_max_length, self.model.config.max_tokens)
 
     def preprocess(self, inputs: str | list[str], max_length: int | None = None) -> dict:
         texts = [inputs] if isinstance(inputs, str) else _check_texts(inputs)

