@@ -27,10 +27,9 @@ def make_trainer(tmp_path, model, batch_size=4, accumulation=1, epochs=1, lr=0.0
         learning_rate=lr,
         logging_steps=1,
         report_to=[],
-        save_strategy="no",
         use_cpu=True,
         seed=0,
-        **kwargs,
+        **{"save_strategy": "no", **kwargs},
     )
     return Trainer(
         model=model,
