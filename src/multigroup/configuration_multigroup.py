@@ -5,6 +5,7 @@ torch and transformers.
 """
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -289,6 +290,47 @@ class MultiGroupConfig(PreTrainedConfig):
             if group["name"] == name:
                 return group
         raise ValueError(f"Unknown group {name!r}; this model's groups are {self.group_names}.")
+
+    # -- model card ------------------------------------------------------------------------------------------------
+
+    def model_card(self, repo_id: str = "your-name/your-model", metrics: dict | None = None) -> str:
+        """README.md for the Hub: metadata, the label schema of every group, metrics when given, and usage."""
+        base_model = getattr(self, "base_model", None)
+        quote = lambda text: json.dumps(str(text), ensure_ascii=False)  # noqa: E731 - a JSON string is valid YAML
+        cell = lambda text: str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")  # noqa: E731
+        lines = ["---", "library_name: transformers", "pipeline_tag: text-classification", "tags:"]
+        lines += [
+            f"- {tag}" for tag in ("multigroup", "custom_code", "multi-label-classification", "text-classification")
+        ]
+        if base_model:
+            lines.append(f"base_model: {quote(base_model)}")
+        scores = {
+            key: value for key, value in (metrics or {}).items() if key in ("f1_micro", "f1_macro", "mean_f1_macro")
+        }
+        if scores:
+            lines += ["model-index:", f"- name: {quote(repo_id)}", "  results:", "  - task:",
+                      "      type: text-classification", "    metrics:"]  # fmt: skip
+            lines += [f"    - type: {key}\n      value: {round(float(value), 4)}" for key, value in scores.items()]
+        lines += ["---", "", f"# {cell(repo_id)}", ""]
+        lines.append(
+            f"One `{self.encoder_type}` encoder that predicts {len(self.groups)} label groups at once, trained with "
+            "multigroup." + (f" Base model: `{cell(base_model)}`." if base_model else "")
+        )
+        lines += ["", "## Label groups", "", "| group | type | labels | weight |", "|---|---|---|---|"]
+        for group in self.groups:
+            labels = ", ".join(f"`{cell(label)}`" for label in group["labels"]) or "(a number)"
+            lines.append(f"| `{cell(group['name'])}` | {group['type']} | {labels} | {group['weight']} |")
+        if metrics:
+            lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
+            lines += [f"| {cell(k)} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float)]
+        lines += [
+            "", "## Usage", "",
+            "Needs only `transformers>=5`: the model's code ships in this repo. Read it, and pin the commit you read "
+            "with `revision=`.", "", "```python", "from transformers import pipeline", "",
+            f'clf = pipeline("multi-group-classification", model={quote(repo_id)}, trust_remote_code=True)',
+            'clf("Your text here")', "```", "",
+        ]  # fmt: skip
+        return "\n".join(lines)
 
     # -- labels -> row --------------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from .configuration_multigroup import MultiGroupConfig
 
 # Imported so that the pipeline file always travels with the model's code (transformers copies relative imports)
 # and the task is registered whenever the model is.
-from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline
+from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline, push_to_hub_with_card
 
 CODE_FILES = ("configuration_multigroup.py", "modeling_multigroup.py", "pipeline_multigroup.py")
 
@@ -192,6 +192,10 @@ class MultiGroupModelMixin:
         super()._init_weights(module)
         if isinstance(module, MultiGroupHead) and hasattr(module, "log_vars"):
             init.zeros_(module.log_vars)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Push weights, config, code files and the multigroup model card to a Hub repo, in one commit."""
+        return push_to_hub_with_card(self.save_pretrained, self.config, repo_id, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save weights (safetensors), config and the code files, so the folder loads with `trust_remote_code`.

@@ -4,6 +4,8 @@ This file is remote code: `save_pretrained` copies it next to the weights, so it
 torch, transformers and the other remote-code files.
 """
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +25,26 @@ def _check_texts(inputs: Any) -> list[str]:
                 )
         return list(inputs)
     raise TypeError(f"The pipeline takes a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
+
+
+def push_to_hub_with_card(save_pretrained, config, repo_id: str, commit_message: str | None = None,
+                          private: bool | None = None, token=None, revision: str | None = None,
+                          create_pr: bool = False, **save_kwargs):  # fmt: skip
+    """Save into a temporary folder, add the multigroup model card, upload it all in one commit.
+
+    transformers' own push_to_hub writes a generic card over ours; this one carries the label schema.
+    """
+    from transformers.utils.hub import hf_api  # the Hub client transformers itself uses
+
+    api = hf_api()
+    repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as folder:
+        save_pretrained(folder, **save_kwargs)
+        (Path(folder) / "README.md").write_text(config.model_card(repo_id), encoding="utf-8")
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=folder, commit_message=commit_message or "Upload multigroup model",
+            token=token, revision=revision, create_pr=create_pr,
+        )  # fmt: skip
 
 
 class MultiGroupClassificationPipeline(Pipeline):
@@ -72,10 +94,19 @@ class MultiGroupClassificationPipeline(Pipeline):
             results[i] = rows[position]
         return results
 
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Push model, tokenizer, code files and the multigroup model card to a Hub repo, in one commit."""
+        return push_to_hub_with_card(self.save_pretrained, self.model.config, repo_id, **kwargs)
+
     def _max_length(self) -> int:
         return min(self.tokenizer.model_max_length, self.model.config.max_tokens)
 
     def preprocess(self, inputs: str | list[str], max_length: int | None = None) -> dict:
+        if self.tokenizer is None:
+            raise ValueError(
+                "This pipeline has no tokenizer: pass tokenizer=... to pipeline(), or save the model with its "
+                "tokenizer (the pipeline's save_pretrained / push_to_hub do)."
+            )
         texts = [inputs] if isinstance(inputs, str) else _check_texts(inputs)
         encoded = self.tokenizer(
             texts, padding=True, truncation=True, max_length=max_length or self._max_length(), return_tensors="pt"
