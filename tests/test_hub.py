@@ -83,8 +83,9 @@ def test_cli_push_writes_the_card_with_metrics(hub, tmp_path, saved_article_mode
     (saved_article_model / "metrics.json").write_text(
         json.dumps({"metrics": {"f1_micro": 0.5, "mean_f1_macro": 0.25}})
     )
+    command = ["push", "--model", str(saved_article_model), "--repo-id", "tester/cli"]
     completed = subprocess.run(
-        [sys.executable, "-m", "multigroup.cli", "push", "--model", str(saved_article_model), "--repo-id", "tester/cli"],
+        [sys.executable, "-m", "multigroup.cli", *command],
         env={**os.environ, **hub.env}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
