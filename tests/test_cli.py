@@ -147,3 +147,19 @@ def test_train_errors(encoder_dir, tmp_path, capsys):
     assert "Missing column(s) ['colour']" in capsys.readouterr().err
     assert main(base + ["--multiclass", "score", "--weight", "nope=2"]) == 2
     assert "--weight names unknown group(s) ['nope']" in capsys.readouterr().err
+
+
+def test_a_failed_predict_leaves_an_earlier_output_intact(trained, tmp_path):
+    _, output = trained
+    result = tmp_path / "out.jsonl"
+    result.write_text('{"id": "earlier"}\n')
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "fine"}\n{"text": "also fine"}\n{"text": oops}\n')
+    assert (
+        main(["predict", "--model", str(output), "--file", str(source), "--output", str(result), "--chunk-size", "1"])
+        == 2
+    )
+    assert result.read_text() == '{"id": "earlier"}\n' and sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.jsonl",
+        "out.jsonl",
+    ]

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterator
 from itertools import islice
@@ -34,8 +35,6 @@ def read_records(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def run(args, extra: list[str]) -> int:
-    from tqdm.auto import tqdm
-
     from ..pipeline_multigroup import MultiGroupClassificationPipeline
     from .common import load_model
 
@@ -48,8 +47,23 @@ def run(args, extra: list[str]) -> int:
     if args.threshold is not None:
         options["threshold"] = args.threshold
     records, count = read_records(path), 0
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as out, tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar:
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")  # renamed at the end: a failed run leaves OUTPUT as it was
+    try:
+        count = _write(classify, records, path, args, options, partial)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"Wrote {count} predictions to {output}", file=sys.stderr)
+    return 0
+
+
+def _write(classify, records, path: Path, args, options: dict, partial: Path) -> int:
+    from tqdm.auto import tqdm
+
+    count = 0
+    with open(partial, "w", encoding="utf-8") as out, tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar:
         while chunk := list(islice(records, args.chunk_size)):
             texts = []
             for line, record in chunk:
@@ -67,5 +81,4 @@ def run(args, extra: list[str]) -> int:
             bar.update(len(chunk))
     if count == 0:
         raise ValueError(f"{path} is empty: it holds no records.")
-    print(f"Wrote {count} predictions to {args.output}", file=sys.stderr)
-    return 0
+    return count
