@@ -186,7 +186,8 @@ def one_vs_three(texts: list[str]) -> dict:
             print(f"b. {encoder} batch {batch_size}: latency ratio {times['ratio']:.3f}", flush=True)
         memory = {arm: _memory_child(encoder, arm) for arm in ("one_model", "three_models")}
         memory["ratio_peak_rss"] = memory["one_model"]["peak_rss_mb"] / memory["three_models"]["peak_rss_mb"]
-        memory["ratio_model_rss"] = memory["one_model"]["model_rss_mb"] / memory["three_models"]["model_rss_mb"]
+        added = memory["three_models"]["model_rss_mb"]
+        memory["ratio_model_rss"] = memory["one_model"]["model_rss_mb"] / added if added > 0 else float("nan")
         results[f"{encoder}/memory"] = memory
         print(f"b. {encoder} memory: peak RSS ratio {memory['ratio_peak_rss']:.3f}", flush=True)
     return results

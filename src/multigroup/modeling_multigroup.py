@@ -83,16 +83,20 @@ def multi_group_loss(
     if labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"`labels` must be a float tensor (nan marks a missing group), got dtype {labels.dtype}.")
     labels = labels.to(device=logits.device, dtype=logits.dtype)
+    missing = torch.isnan(labels)
+    any_missing = bool(missing.any())  # one check per batch: without missing labels, no per-group masking
     total = logits.new_zeros(())
     group_losses = {}
     for i, (group, columns) in enumerate(zip(config.groups, config.group_slices.values())):
         group_logits, target = logits[:, columns], labels[:, columns]
-        present = ~torch.isnan(target).any(dim=1)
-        if not present.any():
-            group_losses[group["name"]] = group_logits.sum() * 0.0
-            total = total + group_losses[group["name"]]
-            continue
-        loss = group_loss(group["type"], group_logits[present], target[present], group)
+        if any_missing:
+            present = ~missing[:, columns].any(dim=1)
+            if not present.any():
+                group_losses[group["name"]] = group_logits.sum() * 0.0
+                total = total + group_losses[group["name"]]
+                continue
+            group_logits, target = group_logits[present], target[present]
+        loss = group_loss(group["type"], group_logits, target, group)
         group_losses[group["name"]] = loss
         term = loss / group["loss_scale"] if config.loss_weighting != "fixed" else loss
         if log_vars is not None:  # learned uncertainty weighting (Kendall et al., 2018)
