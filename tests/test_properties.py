@@ -46,10 +46,10 @@ def examples(draw, config, allow_missing=True):
 def batches(draw, min_rows=1, allow_missing=True):
     config = draw(group_specs())
     rows = draw(st.lists(examples(config, allow_missing), min_size=min_rows, max_size=8))
-    labels = torch.tensor([config.encode_labels(row) for row in rows])
-    logits = torch.randn(
-        len(rows), config.num_columns, generator=torch.Generator().manual_seed(draw(st.integers(0, 99)))
-    )
+    # float64: regression targets up to 100 make losses large, and these properties are about exact arithmetic
+    labels = torch.tensor([config.encode_labels(row) for row in rows], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 99)))
+    logits = torch.randn(len(rows), config.num_columns, generator=generator, dtype=torch.float64)
     return config, rows, labels, logits
 
 
