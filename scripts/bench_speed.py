@@ -201,22 +201,25 @@ def _memory_child(encoder: str, arm: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def memory_child(encoder: str, arm: str) -> None:
-    import resource
+def _status_mb(field: str) -> float:
+    """VmHWM (peak) or VmRSS of this process, in MB. Not ru_maxrss: Linux carries that over fork and exec, so a
+    child started by a large parent would report the parent's size."""
+    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
 
+
+def memory_child(encoder: str, arm: str) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
     tok = tokenizer()
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    models = (
-        [build(encoder, "multigroup")] if arm == "one_model" else [build(encoder, "sequence", [g]) for g in GROUPS]
-    )
+    baseline = _status_mb("VmRSS")
+    models = [build(encoder, "multigroup")] if arm == "one_model" else [build(encoder, "sequence", [g]) for g in GROUPS]
     inputs = tok(SAMPLE_TEXTS * 6, padding=True, return_tensors="pt")
     with torch.inference_mode():
         for model in models:
             model(**inputs)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     print(json.dumps({"peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - baseline, 1)}))
 
 
