@@ -9,12 +9,20 @@ from multigroup.cli import main
 
 from conftest import make_tokenizer
 
-ROWS = [
+ROWS = [  # distinct texts of different lengths: a reordering of rows shows in the metrics
     {"id": "a", "text": "the food was great", "score": "good", "topics": ["food"]},
     {"id": "b", "text": "slow rude staff and bad service", "score": "bad", "topics": ["service"]},
     {"id": "c", "text": "i love it", "score": "good", "topics": []},
     {"id": "d", "text": "very expensive but good", "score": "ok", "topics": ["price", "food"]},
-] * 3
+    {"id": "e", "text": "bad", "score": "bad", "topics": []},
+    {"id": "f", "text": "the waiter was rude and slow and the place was bad", "score": "bad", "topics": ["service"]},
+    {"id": "g", "text": "cheap good food", "score": "good", "topics": ["food", "price"]},
+    {"id": "h", "text": "i hate the place", "score": "bad", "topics": []},
+    {"id": "i", "text": "great staff", "score": "good", "topics": ["service"]},
+    {"id": "j", "text": "the price was very very expensive", "score": "ok", "topics": ["price"]},
+    {"id": "k", "text": "not good", "score": "ok", "topics": []},
+    {"id": "l", "text": "love the food and the service and the staff", "score": "good", "topics": ["food", "service"]},
+]
 
 
 def write_jsonl(path, rows):
@@ -43,8 +51,8 @@ def trained(encoder_dir, tmp_path_factory):
     code = main(
         ["train", "--train-file", train, "--validation-file", train, "--multiclass", "score", "--multilabel",
          "topics", "--weight", "score=0.7", "--model", str(encoder_dir), "--output-dir", str(output),
-         "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
-         "--disable_tqdm", "true", "--use_cpu", "true"]
+         "--num_train_epochs", "6", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
+         "--disable_tqdm", "true", "--use_cpu", "true", "--train_sampling_strategy", "group_by_length"]
     )  # fmt: skip
     assert code == 0
     return work, output
@@ -163,3 +171,13 @@ def test_a_failed_predict_leaves_an_earlier_output_intact(trained, tmp_path):
         "in.jsonl",
         "out.jsonl",
     ]
+
+
+def test_train_final_metrics_equal_evaluate_on_the_same_file(trained, tmp_path):
+    """Trainer may return predictions in its sampler's order; the final metrics and thresholds must not care."""
+    work, output = trained
+    args = ["--file", str(work / "train.jsonl"), "--output-dir", str(tmp_path), "--no-plots"]
+    assert main(["evaluate", "--model", str(output), *args]) == 0
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    trained_metrics = json.loads((output / "metrics.json").read_text())["metrics"]
+    assert evaluated == pytest.approx(trained_metrics, rel=1e-4, abs=1e-5)

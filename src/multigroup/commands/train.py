@@ -126,9 +126,9 @@ def run(args, extra: list[str]) -> int:
 
     metrics = None
     if validation is not None:
-        logits = trainer.predict(validation).predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        labels = np.array(validation["labels"], dtype=np.float32)
+        prediction = trainer.predict(validation)  # label_ids come in the same order as the predictions
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        labels = np.asarray(prediction.label_ids, dtype=np.float32)
         if not args.no_tune_thresholds and any(g["type"] == "multilabel" for g in config.groups):
             before = compute_metrics(config, logits, labels)
             tuned = tune_thresholds(config, logits, labels)
