@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-slow quality bench clean
+.PHONY: setup demo test quality bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,12 +21,15 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-test-slow: setup
-	$(PY) -m pytest -q -m slow
-
 quality: setup
 	$(VENV)/bin/ruff check src tests examples scripts
 	$(VENV)/bin/ruff format --check src tests examples scripts
+
+# The benchmarks (minutes; results in scripts/results/). DATA: a folder with train/validation/test.jsonl.
+DATA ?= ../shared/data/semeval16_absa_rest_en
+bench: setup
+	$(PY) scripts/bench_speed.py --data-dir $(DATA)
+	$(PY) scripts/bench_quality.py --data-dir $(DATA)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

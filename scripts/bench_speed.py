@@ -214,7 +214,9 @@ def memory_child(encoder: str, arm: str) -> None:
     torch.set_num_threads(THREADS)
     tok = tokenizer()
     baseline = _status_mb("VmRSS")
-    models = [build(encoder, "multigroup")] if arm == "one_model" else [build(encoder, "sequence", [g]) for g in GROUPS]
+    models = (
+        [build(encoder, "multigroup")] if arm == "one_model" else [build(encoder, "sequence", [g]) for g in GROUPS]
+    )
     inputs = tok(SAMPLE_TEXTS * 6, padding=True, return_tensors="pt")
     with torch.inference_mode():
         for model in models:
