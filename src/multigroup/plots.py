@@ -14,6 +14,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def f1_bars(group: str, rows: list[dict], path: Path) -> Path:
     """Horizontal bars of each label's F1, labelled with its support; rare labels in grey."""
     plt = _pyplot()
@@ -26,10 +33,7 @@ def f1_bars(group: str, rows: list[dict], path: Path) -> Path:
     axis.invert_yaxis()
     axis.set_xlabel("F1 (grey: rare label)")
     axis.set_title(f"{group}: F1 per label")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def confusion_matrix(group: str, labels: list[str], y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
@@ -49,7 +53,4 @@ def confusion_matrix(group: str, labels: list[str], y_true: np.ndarray, y_pred: 
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(f"{group}: confusion matrix")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)

@@ -18,17 +18,29 @@ def load_model(model_dir: str):
     )
 
 
-def labelled_logits(model, tokenizer, path: str, text_column: str, batch_size: int, ignore_unknown_labels: bool):
-    """Logits and label rows for a labelled file; errors name the row, the column or the line."""
+def add_labelled_file_arguments(parser, file_help: str) -> None:
+    """The arguments of commands that score a saved model on a labelled file."""
+    parser.add_argument("--model", required=True, help="a saved multigroup model folder")
+    parser.add_argument("--file", required=True, help=file_help)
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--ignore-unknown-labels", action="store_true", help="drop labels the model does not know")
+
+
+def labelled_logits(args):
+    """The model, and its logits and label rows for `args.file`; errors name the row, the column or the line."""
     import numpy as np
 
     from ..data import load_table, prepare_dataset
     from ..inference import batched_logits
 
-    table = load_table(path)
-    encoded = prepare_dataset(table, tokenizer, model.config, text_column, ignore_unknown_labels=ignore_unknown_labels)
-    labels = np.array(encoded["labels"], dtype=np.float32)
-    return batched_logits(model, tokenizer, table[text_column], batch_size, progress=True), labels
+    model, tokenizer = load_model(args.model)
+    table = load_table(args.file)
+    encoded = prepare_dataset(
+        table, tokenizer, model.config, args.text_column, ignore_unknown_labels=args.ignore_unknown_labels
+    )
+    logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
+    return model, logits, np.array(encoded["labels"], dtype=np.float32)
 
 
 def write_json(path: Path, data) -> None:

@@ -4,12 +4,10 @@ from pathlib import Path
 
 
 def register(parser) -> None:
-    parser.add_argument("--model", required=True, help="a saved multigroup model folder")
-    parser.add_argument("--file", required=True, help="JSONL, CSV or parquet with the text and group columns")
+    from .common import add_labelled_file_arguments
+
+    add_labelled_file_arguments(parser, "JSONL, CSV or parquet with the text and group columns")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--ignore-unknown-labels", action="store_true", help="drop labels the model does not know")
     parser.add_argument("--no-plots", action="store_true")
 
 
@@ -18,13 +16,10 @@ def run(args, extra: list[str]) -> int:
 
     from .. import plots
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
-    from .common import labelled_logits, load_model, write_json
+    from .common import labelled_logits, write_json
 
-    model, tokenizer = load_model(args.model)
+    model, logits, labels = labelled_logits(args)
     config = model.config
-    logits, labels = labelled_logits(
-        model, tokenizer, args.file, args.text_column, args.batch_size, args.ignore_unknown_labels
-    )
     metrics = compute_metrics(config, logits, labels)
     report = classification_report(config, logits, labels)
     print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))

@@ -6,25 +6,20 @@ from pathlib import Path
 
 
 def register(parser) -> None:
-    parser.add_argument("--model", required=True, help="a saved multigroup model folder")
-    parser.add_argument("--file", required=True, help="labelled validation data (never the test set)")
+    from .common import add_labelled_file_arguments
+
+    add_labelled_file_arguments(parser, "labelled validation data (never the test set)")
     parser.add_argument("--output-dir", help="where to save the tuned model (default: update --model in place)")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--per-group", action="store_true", help="one threshold per group (micro F1), not per label")
-    parser.add_argument("--ignore-unknown-labels", action="store_true")
 
 
 def run(args, extra: list[str]) -> int:
     from ..metrics import compute_metrics
     from ..training import tune_thresholds
-    from .common import labelled_logits, load_model
+    from .common import labelled_logits
 
-    model, tokenizer = load_model(args.model)
+    model, logits, labels = labelled_logits(args)
     config = model.config
-    logits, labels = labelled_logits(
-        model, tokenizer, args.file, args.text_column, args.batch_size, args.ignore_unknown_labels
-    )
     before = compute_metrics(config, logits, labels)
     tuned = tune_thresholds(config, logits, labels, per_label=not args.per_group)
     if not tuned:
