@@ -78,7 +78,8 @@ class MultiGroupClassificationPipeline(Pipeline):
         return torch.zeros(0, self.model.config.num_columns)
 
     def __call__(self, inputs: str | list[str], **kwargs):
-        if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)) and hasattr(inputs, "__iter__"):
+        # One text, or a stream (generator, dataset) that transformers iterates item by item.
+        if isinstance(inputs, str) or (not isinstance(inputs, (list, tuple)) and hasattr(inputs, "__iter__")):
             return super().__call__(inputs, **kwargs)
         texts = _check_texts(inputs)
         if not texts:

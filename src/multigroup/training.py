@@ -142,6 +142,8 @@ def tune_thresholds(
 class GroupLossCallback(TrainerCallback):
     """Adds `loss_{group}` (mean since the last log, over all processes) to the Trainer's training logs.
 
+    A batch in which a group is missing adds 0 to that group's mean, as it does to the training loss.
+
     A forward hook collects `output.group_losses` during training steps. Put it first so that the printed line
     and the reporting integrations see the values: `trainer.callback_handler.callbacks.insert(0, callback)`, or
     `attach_callbacks(trainer)`.
