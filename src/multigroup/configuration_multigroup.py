@@ -399,7 +399,8 @@ class MultiGroupConfig(PreTrainedConfig):
                 out[name] = {"scores": probs, "index": probs.argmax(-1)}
             else:
                 probs = scores.sigmoid()
-                selected = probs >= torch.tensor(overrides.get(name, group["threshold"]))
+                threshold = torch.tensor(overrides.get(name, group["threshold"]), device=probs.device)
+                selected = probs >= threshold
                 if not group["allow_empty"]:
                     best = torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).bool()
                     selected = selected | (best & ~selected.any(-1, keepdim=True))
