@@ -443,15 +443,17 @@ class MultiGroupConfig(PreTrainedConfig):
                 self.group(name)
         predictions = self.group_predictions(logits, threshold)
         wanted = [group for group in self.groups if groups is None or group["name"] in groups]
+        # Each group's tensors become Python lists once, not one slice per row.
+        values = {name: {key: tensor.tolist() for key, tensor in pred.items()} for name, pred in predictions.items()}
         rows = []
-        for i in range(torch.as_tensor(logits).shape[0]):
+        for i in range(len(logits)):
             row = {}
             for group in wanted:
-                pred, labels = predictions[group["name"]], group["labels"]
+                pred, labels = values[group["name"]], group["labels"]
                 if group["type"] == "regression":
-                    row[group["name"]] = {"value": pred["values"][i].item()}
+                    row[group["name"]] = {"value": pred["values"][i]}
                     continue
-                scores = pred["scores"][i].tolist()
+                scores = pred["scores"][i]
                 order = sorted(range(len(labels)), key=lambda j: -scores[j])
                 ranked = [{"label": labels[j], "score": scores[j]} for j in order]
                 if top_k != 1:
@@ -459,7 +461,7 @@ class MultiGroupConfig(PreTrainedConfig):
                 elif group["type"] == "multiclass":
                     row[group["name"]] = ranked[0]
                 else:
-                    chosen = pred["selected"][i].tolist()
+                    chosen = pred["selected"][i]
                     row[group["name"]] = [ranked[r] for r, j in enumerate(order) if chosen[j]]
             rows.append(row)
         return rows

@@ -22,11 +22,10 @@ def push_folder(model_dir: str | Path, repo_id: str, private: bool = False, comm
     from huggingface_hub import HfApi
 
     model_dir = Path(model_dir)
-    missing = [
-        name
-        for name in ("config.json", "model.safetensors", "modeling_multigroup.py")
-        if not (model_dir / name).is_file()
-    ]
+    weights = ("model.safetensors", "model.safetensors.index.json")  # one file, or shards and their index
+    missing = [name for name in ("config.json", "modeling_multigroup.py") if not (model_dir / name).is_file()]
+    if not any((model_dir / name).is_file() for name in weights):
+        missing.append(" or ".join(weights))
     if missing:
         raise FileNotFoundError(f"{model_dir} is not a saved multigroup model: {missing} missing. Save it first.")
     write_model_card(model_dir, repo_id)
@@ -38,4 +37,4 @@ def push_folder(model_dir: str | Path, repo_id: str, private: bool = False, comm
         commit_message=commit_message or "Upload multigroup model",
         ignore_patterns=["checkpoint-*", "checkpoints/*", "*.png", "runs/*"],
     )
-    return info.oid if hasattr(info, "oid") else str(info)
+    return info.oid

@@ -16,6 +16,7 @@ def batched_logits(
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     logits = np.zeros((len(texts), model.config.num_columns), dtype=np.float32)
     device = next(model.parameters()).device
+    max_length = max_length or min(tokenizer.model_max_length, model.config.max_tokens)
     for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="batches"):
         indices = order[start : start + batch_size]
         batch = tokenizer(

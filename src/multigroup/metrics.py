@@ -60,28 +60,28 @@ def regression_errors(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
 
 
 def _groups_arrays(config: MultiGroupConfig, logits, labels, threshold=None):
-    """Per group: (present-row mask, true indicators or values, predicted indicators or values)."""
+    """Per group, over the rows that carry it: (group, true indicators or values, predicted indicators or values)."""
     logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels, dtype=np.float32)
     predictions = config.group_predictions(torch.from_numpy(logits), threshold)
     for group, columns in zip(config.groups, config.group_slices.values()):
         present = ~np.isnan(labels[:, columns]).any(axis=1)
         pred = predictions[group["name"]]
         if group["type"] == "regression":
-            yield group, present, labels[present, columns.start], pred["values"].numpy()[present]
+            yield group, labels[present, columns.start], pred["values"].numpy()[present]
             continue
         if group["type"] == "multiclass":
             y_pred = np.eye(len(group["labels"]), dtype=bool)[pred["index"].numpy()]
             y_true = np.eye(len(group["labels"]), dtype=bool)[labels[:, columns].argmax(1)]
         else:
             y_pred, y_true = pred["selected"].numpy(), labels[:, columns] > 0.5
-        yield group, present, y_true[present], y_pred[present]
+        yield group, y_true[present], y_pred[present]
 
 
 def compute_metrics(config: MultiGroupConfig, logits, labels, threshold=None) -> dict[str, float]:
     """Every metric for every group, plus `f1_micro` / `f1_macro` over all classification columns and
     `mean_f1_macro` (the mean of the groups' macro F1), and `loss_{group}` over the whole set."""
     metrics, tp_all, fp_all, fn_all, group_macros = {}, [], [], [], []
-    for group, _, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
+    for group, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
         name = group["name"]
         if group["type"] == "regression":
             metrics.update({f"{name}_{key}": value for key, value in regression_errors(y_true, y_pred).items()})
@@ -122,7 +122,7 @@ def classification_report(
     support, at least 5), the usual reason a label scores poorly.
     """
     report = {}
-    for group, _, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
+    for group, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
         if group["type"] == "regression":
             continue
         tp, fp, fn = counts(y_true, y_pred)

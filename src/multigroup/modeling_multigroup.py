@@ -28,6 +28,7 @@ from .configuration_multigroup import MultiGroupConfig
 from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline, push_to_hub_with_card
 
 CODE_FILES = ("configuration_multigroup.py", "modeling_multigroup.py", "pipeline_multigroup.py")
+_WEIGHT_FILE = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
 @dataclass
@@ -238,9 +239,6 @@ class MultiGroupModelMixin:
                     path.unlink()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-_WEIGHT_FILE = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
 class BertForMultiGroupClassification(MultiGroupModelMixin, BertPreTrainedModel):

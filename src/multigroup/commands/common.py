@@ -13,9 +13,8 @@ def load_model(model_dir: str):
     logging.set_verbosity_error()
     if not (Path(model_dir) / "config.json").is_file() and Path(model_dir).exists():
         raise FileNotFoundError(f"{model_dir} holds no config.json: pass the folder a model was saved to.")
-    return AutoModelForMultiGroupClassification.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(
-        model_dir
-    )
+    model = AutoModelForMultiGroupClassification.from_pretrained(model_dir).eval()
+    return model, AutoTokenizer.from_pretrained(model_dir)
 
 
 def add_labelled_file_arguments(parser, file_help: str) -> None:

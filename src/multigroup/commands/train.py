@@ -129,14 +129,15 @@ def run(args, extra: list[str]) -> int:
         prediction = trainer.predict(validation)  # label_ids come in the same order as the predictions
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         labels = np.asarray(prediction.label_ids, dtype=np.float32)
+        metrics = compute_metrics(config, logits, labels)
         if not args.no_tune_thresholds and any(g["type"] == "multilabel" for g in config.groups):
-            before = compute_metrics(config, logits, labels)
+            before = metrics
             tuned = tune_thresholds(config, logits, labels)
+            metrics = compute_metrics(config, logits, labels)
             print(f"Tuned thresholds on {args.validation_file}: {json.dumps(tuned)}")
             for name in tuned:
                 key = f"{name}_f1_macro"
-                print(f"  {key}: {before[key]:.4f} -> {compute_metrics(config, logits, labels)[key]:.4f}")
-        metrics = compute_metrics(config, logits, labels)
+                print(f"  {key}: {before[key]:.4f} -> {metrics[key]:.4f}")
         print("\nValidation, final model\n" + format_metrics_table(metrics, config))
 
     pipeline("multi-group-classification", model=model, tokenizer=tokenizer).save_pretrained(output_dir)
