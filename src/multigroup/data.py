@@ -56,19 +56,36 @@ def load_table(path: str | Path) -> Dataset:
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {list(SUPPORTED_SUFFIXES)}.")
     if suffix in (".jsonl", ".json"):
-        records = [record for _, record in iter_jsonl(path)]
-        if not records:
+        numbered = list(iter_jsonl(path))
+        if not numbered:
             raise ValueError(f"{path} is empty: it holds no records.")
         try:
-            return Dataset.from_list(records)
-        except Exception as error:  # arrow type errors: say which column holds mixed types
+            return Dataset.from_list([record for _, record in numbered])
+        except Exception as error:  # arrow's type errors name no column: find it
             raise ValueError(
-                f"{path}: a column holds values of mixed types ({error}); make each column one type."
+                f"{path}: a column holds values of mixed types: {_mixed_column(numbered) or error}; make each column "
+                "one type (null is fine for a missing value)."
             ) from None
     dataset = Dataset.from_csv(str(path)) if suffix == ".csv" else Dataset.from_parquet(str(path))
     if len(dataset) == 0:
         raise ValueError(f"{path} is empty: it holds no records.")
     return dataset
+
+
+def _mixed_column(numbered: list[tuple[int, dict]]) -> str | None:
+    """The first column whose non-null values change type, and the two lines where they do."""
+    first_seen: dict[str, tuple[str, int]] = {}
+    for line, record in numbered:
+        for column, value in record.items():
+            if value is None:
+                continue
+            kind = (
+                "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+            )
+            seen_kind, seen_line = first_seen.setdefault(column, (kind, line))
+            if kind != seen_kind:
+                return f"`{column}` is {seen_kind} on line {seen_line} but {kind} on line {line}"
+    return None
 
 
 def _require_columns(dataset: Dataset, columns: Iterable[str]) -> None:
