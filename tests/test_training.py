@@ -26,7 +26,7 @@ ROWS = [
 
 
 def test_loss_scales_are_the_uninformed_losses():
-    config = tiny_config(MIXED_GROUPS)
+    config = tiny_config(MIXED_GROUPS, loss_weighting="fixed")
     scales = fit_loss_scales(config, labels_for(config, ROWS))
     prior = torch.tensor([0.5, 0.25, 0.25])  # bad, ok, good
     assert scales["score"] == pytest.approx(-(prior * prior.log()).sum().item(), rel=1e-6)
@@ -35,10 +35,13 @@ def test_loss_scales_are_the_uninformed_losses():
     assert scales["topics"] == pytest.approx(expected.item(), rel=1e-4)
     assert scales["stars"] == pytest.approx(np.var([1.0, 2.0, 5.0]), rel=1e-6)
     assert config.loss_weighting == "normalized" and config.groups[2]["loss_scale"] == scales["stars"]
+    balanced = tiny_config(MIXED_GROUPS)
+    fit_loss_scales(balanced, labels_for(balanced, ROWS))  # the head was built for it: the weighting stays
+    assert balanced.loss_weighting == "balanced" and balanced.groups[2]["loss_scale"] == scales["stars"]
 
 
 def test_normalized_weighting_divides_each_group_by_its_scale():
-    config = tiny_config(MIXED_GROUPS)
+    config = tiny_config(MIXED_GROUPS, loss_weighting="fixed")
     labels = torch.tensor(labels_for(config, ROWS[:3]))
     logits = torch.randn(3, config.num_columns)
     fixed, parts = multi_group_loss(logits, labels, config)
@@ -83,7 +86,7 @@ def test_tuned_thresholds_beat_the_default_and_match_brute_force():
     labels[:, 6] = np.nan
     before = compute_metrics(config, logits, labels)["topics_f1_macro"]
     grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
-    tuned = tune_thresholds(config, logits, labels, grid=grid)["topics"]
+    tuned = tune_thresholds(config, logits, labels, grid=grid, per_label=True)["topics"]
     probs = torch.sigmoid(torch.from_numpy(logits[:, 3:6])).numpy()
     for j, threshold in enumerate(tuned):
         best = max(grid, key=lambda t: (f1_score(truth[:, j], probs[:, j] >= t), -t))

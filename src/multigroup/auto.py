@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from .configuration_multigroup import MultiGroupConfig
 from .modeling_multigroup import MODEL_FOR_MULTI_GROUP_MAPPING
 
-_CONFIG_KWARGS = ("groups", "encoder_type", "loss_weighting", "pooling")
+_CONFIG_KWARGS = ("groups", "encoder_type", "loss_weighting", "pooling", "head_multiplier", "per_group_dense")
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 

@@ -113,16 +113,79 @@ def multi_group_loss(
     return total, group_losses
 
 
+def scaled(parameter: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """`multiplier * parameter` whose gradient reaches `parameter` unscaled, so that Adam(W) moves the product
+    `multiplier` times faster than the optimizer's learning rate, while gradient clipping sees the usual norm."""
+    return parameter if multiplier == 1 else parameter + (multiplier - 1) * parameter.detach()
+
+
+class _Balance(torch.autograd.Function):
+    """Identity into one copy of the features per group; backward rescales each copy's gradient before the sum."""
+
+    @staticmethod
+    def forward(ctx, features, norms, shares, momentum):
+        ctx.norms, ctx.shares, ctx.momentum = norms, shares, momentum
+        return tuple(features.clone() for _ in shares)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        norms, momentum = ctx.norms, ctx.momentum
+        current = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
+        seen = (current > 0) & torch.isfinite(current)  # a group missing from the batch sends no gradient
+        updated = torch.where(norms > 0, momentum * norms + (1 - momentum) * current, current)
+        norms.copy_(torch.where(seen, updated, norms))
+        seen = seen.tolist()
+        # The groups in this batch share what their running norms add up to, in proportion to their weights.
+        total = norms[torch.tensor(seen)].sum() / (sum(s for s, ok in zip(ctx.shares, seen) if ok) or 1.0)
+        balanced = sum(
+            grad * (share * total / norm).to(grad.dtype) if ok else grad
+            for grad, share, norm, ok in zip(grads, ctx.shares, norms, seen)
+        )
+        return balanced, None, None, None
+
+
+class GradientBalancer(nn.Module):
+    """Gives each group the same share (times its `weight`) of the gradient that reaches the shared layers.
+
+    Each group reads the shared features through a copy of its own; in backward, each copy's gradient is rescaled
+    so that its running norm is the group's share of the running total. A large multilabel group (whose loss is a
+    mean over many columns) and a small easy group then pull on the encoder alike, whatever their losses' scales,
+    with no extra backward pass. Only training steps are affected; the forward function never changes.
+    """
+
+    def __init__(self, weights: list[float], momentum: float = 0.9):
+        super().__init__()
+        total = sum(weights) or 1.0
+        self.shares = tuple(weight / total for weight in weights)
+        self.momentum = momentum
+        self.register_buffer("norms", torch.zeros(len(weights)))  # saved, so resumed training continues alike
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not (self.training and features.requires_grad):
+            return (features,) * len(self.shares)
+        return _Balance.apply(features, self.norms, self.shares, self.momentum)
+
+
 class MultiGroupHead(nn.Module):
-    """Pooling, then dense + tanh + dropout + one linear layer over all groups' columns."""
+    """Pooling, then dense + tanh + dropout + one linear layer over all groups' columns.
+
+    The head's parameters are stored divided by `config.head_multiplier` and multiplied back in `forward`: the same
+    function, but any optimizer moves the new head that many times faster than the pretrained encoder.
+    """
 
     def __init__(self, config: MultiGroupConfig):
         super().__init__()
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.pooling = config.pooling
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.multiplier = config.head_multiplier
+        self.per_group_dense, self.hidden_size = config.per_group_dense, config.hidden_size
+        width = config.hidden_size * (len(config.groups) if config.per_group_dense else 1)
+        self.dense = nn.Linear(config.hidden_size, width)
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(config.hidden_size, config.num_columns)
+        self.slices = list(config.group_slices.values())
+        if config.loss_weighting == "balanced":
+            self.balancer = GradientBalancer([group["weight"] for group in config.groups])
         if config.loss_weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(config.groups)))
 
@@ -138,9 +201,20 @@ class MultiGroupHead(nn.Module):
         else:
             pooled = hidden_states[:, 0]
         x = self.dropout(pooled)
-        x = torch.tanh(self.dense(x))
-        x = self.dropout(x)
-        return self.out_proj(x)
+        dense_weight, dense_bias = scaled(self.dense.weight, self.multiplier), scaled(self.dense.bias, self.multiplier)
+        weight, bias = scaled(self.out_proj.weight, self.multiplier), scaled(self.out_proj.bias, self.multiplier)
+        if not self.per_group_dense:
+            x = self.dropout(torch.tanh(F.linear(x, dense_weight, dense_bias)))
+            if not (hasattr(self, "balancer") and self.training):
+                return F.linear(x, weight, bias)
+        copies = self.balancer(x) if hasattr(self, "balancer") else (x,) * len(self.slices)
+        logits = []
+        for i, (features, columns) in enumerate(zip(copies, self.slices)):
+            if self.per_group_dense:  # rows i*hidden:(i+1)*hidden of the dense layer are group i's own
+                rows = slice(i * self.hidden_size, (i + 1) * self.hidden_size)
+                features = self.dropout(torch.tanh(F.linear(features, dense_weight[rows], dense_bias[rows])))
+            logits.append(F.linear(features, weight[columns], bias[columns]))
+        return torch.cat(logits, dim=-1)
 
 
 class MultiGroupModelMixin:
@@ -195,8 +269,15 @@ class MultiGroupModelMixin:
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
+        head = getattr(self, "head", None)
+        if head is not None and any(module is linear for linear in (head.dense, head.out_proj)):
+            # Stored divided by the multiplier (see MultiGroupHead): the family's init for the product.
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range / head.multiplier)
+            init.zeros_(module.bias)
         if isinstance(module, MultiGroupHead) and hasattr(module, "log_vars"):
             init.zeros_(module.log_vars)
+        if isinstance(module, GradientBalancer):
+            init.zeros_(module.norms)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push weights, config, code files and the multigroup model card to a Hub repo, in one commit."""

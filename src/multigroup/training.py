@@ -20,7 +20,8 @@ import torch
 from transformers import TrainerCallback
 
 from .configuration_multigroup import MultiGroupConfig
-from .metrics import counts, f1_from_counts, format_metrics_table
+from .metrics import format_metrics_table
+from .thresholds import DEFAULT_RULE, choose_thresholds
 
 _MIN_SCALE = 0.05  # a group whose labels are (almost) always the same would otherwise get an unbounded weight
 
@@ -35,26 +36,29 @@ def _present(config: MultiGroupConfig, labels: np.ndarray):
 def build_optimizer(
     model, learning_rate: float, head_learning_rate: float | None = None, weight_decay: float = 0.0
 ) -> torch.optim.AdamW:
-    """AdamW with its own learning rate for the randomly initialised head, for `Trainer(optimizers=(opt, None))`.
+    """AdamW with an explicit learning rate for the new head, for `Trainer(optimizers=(opt, None))`.
 
-    With Adam each weight moves by about the learning rate per step, so a rate gentle enough for a pretrained
-    encoder (1e-5 to 1e-4) leaves a fresh head slow to separate rare labels; a head rate 10 to 30 times higher
-    fixes that (SemEval-2016 aspects, MiniLM, 5 epochs, test micro-F1: 0.317 with one rate of 1e-4, 0.694 with a
-    3e-3 head; `scripts/bench_quality.py` arms g and a).
-    Trainer's scheduler scales both rates alike.
+    Rarely needed: the head already moves `config.head_multiplier` (30) times faster than the encoder under any
+    optimizer, Trainer's default included, because a fresh head needs a 10 to 30 times higher rate than a
+    pretrained encoder (SemEval-2016 aspects, MiniLM, 5 epochs, test micro-F1: 0.317 with one rate of 1e-4 and no
+    multiplier, 0.694 with a 3e-3 head). `head_learning_rate` is the rate the head's weights themselves move at;
+    None keeps the multiplier's. Trainer's scheduler scales both rates alike.
     """
+    multiplier = getattr(model.config, "head_multiplier", 1.0)
     head = [param for name, param in model.named_parameters() if name.startswith("head.")]
     body = [param for name, param in model.named_parameters() if not name.startswith("head.")]
-    groups = [{"params": body, "lr": learning_rate}, {"params": head, "lr": head_learning_rate or learning_rate}]
+    head_rate = learning_rate if head_learning_rate is None else head_learning_rate / multiplier
+    groups = [{"params": body, "lr": learning_rate}, {"params": head, "lr": head_rate}]
     return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
 
 
 def fit_loss_scales(config: MultiGroupConfig, labels: np.ndarray, apply: bool = True) -> dict[str, float]:
     """Each group's loss for an uninformed prediction (the training label frequencies, or the mean value).
 
-    With `loss_weighting="normalized"` the model divides each group's loss by this scale, so every group starts
-    at about 1 whatever its type, number of labels or rarity. `apply=True` stores the scales in the config and
-    switches it to `"normalized"`.
+    The model divides each group's loss by this scale (every weighting but `"fixed"`), so every group's loss
+    starts at about 1 whatever its type, number of labels or rarity. Under the default `"balanced"` weighting the
+    gradients are balanced anyway and the scales only make the logged losses comparable. `apply=True` stores the
+    scales in the config and switches a `"fixed"` config to `"normalized"`.
     """
     scales = {}
     for group, target in _present(config, labels):
@@ -72,7 +76,8 @@ def fit_loss_scales(config: MultiGroupConfig, labels: np.ndarray, apply: bool = 
     if apply:
         for group in config.groups:
             group["loss_scale"] = scales[group["name"]]
-        config.loss_weighting = "normalized"
+        if config.loss_weighting == "fixed":
+            config.loss_weighting = "normalized"
     return scales
 
 
@@ -104,40 +109,13 @@ def tune_thresholds(
     logits: np.ndarray,
     labels: np.ndarray,
     grid: np.ndarray | None = None,
-    per_label: bool = True,
+    per_label: bool | None = None,
     apply: bool = True,
 ) -> dict[str, list[float]]:
-    """Pick multilabel thresholds that maximise F1 on validation data.
-
-    `per_label=True` picks each label's threshold for its own F1 (which maximises the group's macro F1);
-    `per_label=False` picks one threshold per group for its micro F1. A label with no positive in the data keeps
-    its threshold. `apply=True` stores them in the config, where decoding, the pipeline and the metrics read them.
-    """
-    grid = np.round(np.arange(0.05, 0.951, 0.025), 3) if grid is None else np.asarray(grid)
-    logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels, dtype=np.float32)
-    tuned = {}
-    for group, columns in zip(config.groups, config.group_slices.values()):
-        if group["type"] != "multilabel":
-            continue
-        present = ~np.isnan(labels[:, columns]).any(axis=1)
-        probs = torch.sigmoid(torch.from_numpy(logits[present, columns])).numpy()
-        truth = labels[present, columns] > 0.5
-        current = group["threshold"] if isinstance(group["threshold"], list) else [group["threshold"]] * truth.shape[1]
-        if per_label:
-            chosen = []
-            for j in range(truth.shape[1]):
-                if not truth[:, j].any():
-                    chosen.append(current[j])
-                    continue
-                scores = [f1_from_counts(*counts(truth[:, j : j + 1], probs[:, j : j + 1] >= t))[0] for t in grid]
-                chosen.append(float(grid[int(np.argmax(scores))]))
-        else:
-            scores = [f1_from_counts(*counts(truth, probs >= t))[0] for t in grid]
-            chosen = [float(grid[int(np.argmax(scores))])] * truth.shape[1]
-        tuned[group["name"]] = chosen
-        if apply:
-            group["threshold"] = chosen
-    return tuned
+    """Multilabel thresholds from validation data: by default the `"shrunk"` rule; `per_label=True` each label's
+    own best, `per_label=False` one per group. `multigroup.thresholds.choose_thresholds` names every rule."""
+    rule = {None: DEFAULT_RULE, True: "per_label", False: "per_group"}[per_label]
+    return choose_thresholds(config, logits, labels, rule=rule, grid=grid, apply=apply)
 
 
 class GroupLossCallback(TrainerCallback):

@@ -1,0 +1,149 @@
+"""The defaults a plain Trainer relies on: the head multiplier, gradient balancing, pooling from the checkpoint."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertModel
+
+from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
+from multigroup.modeling_multigroup import GradientBalancer
+
+from conftest import ARTICLE_GROUPS, MIXED_GROUPS, TEXTS, WORDS, encode, make_tokenizer, tiny_model
+
+FIXTURE = Path(__file__).parent / "fixtures" / "config_multigroup_0.1.0.json"
+
+
+def reference_head(head, config, hidden_states, attention_mask, multiplier):
+    """The head written out: mean or CLS pooling, dense + tanh (one per group, or one shared), then each group's
+    columns; every weight times `multiplier`."""
+    if head.pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).float()
+        pooled = (hidden_states * mask).sum(1) / mask.sum(1)
+    else:
+        pooled = hidden_states[:, 0]
+    dense_w, dense_b = multiplier * head.dense.weight, multiplier * head.dense.bias
+    out_w, out_b = multiplier * head.out_proj.weight, multiplier * head.out_proj.bias
+    hidden, logits = config.hidden_size, []
+    for i, columns in enumerate(config.group_slices.values()):
+        rows = slice(i * hidden, (i + 1) * hidden) if config.per_group_dense else slice(0, hidden)
+        x = torch.tanh(pooled @ dense_w[rows].T + dense_b[rows])
+        logits.append(x @ out_w[columns].T + out_b[columns])
+    return torch.cat(logits, dim=-1)
+
+
+def test_the_multiplier_keeps_the_function_at_initialisation():
+    inputs = encode(make_tokenizer())
+    with torch.no_grad():
+        plain = tiny_model(ARTICLE_GROUPS, head_multiplier=1.0)(**inputs).logits
+        scaled = tiny_model(ARTICLE_GROUPS, head_multiplier=30.0)(**inputs).logits
+    torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("per_group_dense", [True, False])
+@pytest.mark.parametrize("multiplier", [1.0, 30.0])
+def test_the_head_computes_its_weights_times_the_multiplier(multiplier, per_group_dense):
+    model = tiny_model(MIXED_GROUPS, head_multiplier=multiplier, per_group_dense=per_group_dense)
+    assert model.head.dense.weight.shape[0] == 32 * (3 if per_group_dense else 1)
+    inputs = encode(make_tokenizer())
+    with torch.no_grad():
+        hidden = model.roberta(**inputs).last_hidden_state
+        expected = reference_head(model.head, model.config, hidden, inputs["attention_mask"], multiplier)
+        torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_head_moves_multiplier_times_faster_while_clipping_sees_the_usual_gradient():
+    inputs, labels = encode(make_tokenizer()), torch.tensor([[1.0, 0, 0, 1, 0, 1, 2.0]] * len(TEXTS))
+    grads, moves = {}, {}
+    for multiplier in (1.0, 30.0):
+        model = tiny_model(MIXED_GROUPS, head_multiplier=multiplier, loss_weighting="fixed").train()
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        before = model.head.out_proj.weight.detach() * multiplier
+        model(**inputs, labels=labels).loss.backward()
+        grads[multiplier] = model.head.out_proj.weight.grad.clone()
+        torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0).step()
+        moves[multiplier] = (model.head.out_proj.weight.detach() * multiplier - before).abs().max()
+    torch.testing.assert_close(grads[30.0], grads[1.0], rtol=1e-4, atol=1e-7)  # the gradient dL/dW itself
+    assert moves[1.0] == pytest.approx(1e-3, rel=1e-2) and moves[30.0] == pytest.approx(30e-3, rel=1e-2)
+
+
+def test_a_0_1_0_config_loads_without_multiplier_and_predicts_as_0_1_0():
+    config = MultiGroupConfig.from_pretrained(FIXTURE)
+    assert config.head_multiplier == 1.0 and not config.per_group_dense and config.loss_weighting == "normalized"
+    torch.manual_seed(0)
+    model = AutoModelForMultiGroupClassification.from_config(config).eval()
+    inputs = encode(make_tokenizer())
+    with torch.no_grad():
+        hidden = model.roberta(**inputs).last_hidden_state
+        expected = reference_head(model.head, config, hidden, inputs["attention_mask"], 1.0)
+        torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_new_configs_default_to_balancing_and_the_multiplier():
+    config = MultiGroupConfig(groups=MIXED_GROUPS)
+    assert config.loss_weighting == "balanced" and config.head_multiplier == 30.0 and config.per_group_dense
+    reloaded = MultiGroupConfig.from_dict(config.to_dict())
+    assert reloaded.loss_weighting == "balanced" and reloaded.head_multiplier == 30.0 and reloaded.per_group_dense
+    with pytest.raises(ValueError, match="`head_multiplier` must be a finite number > 0"):
+        MultiGroupConfig(groups=MIXED_GROUPS, head_multiplier=0)
+
+
+def test_balancer_gives_each_group_its_share_of_the_gradient():
+    balancer = GradientBalancer([1.0, 3.0]).train()
+    features = torch.randn(5, 4, requires_grad=True)
+    big, small = balancer(features)
+    (1000 * big.sum() + 0.001 * (small**2).sum()).backward()
+    g_big, g_small = torch.full((5, 4), 1000.0), 0.002 * features.detach()
+    total = g_big.norm() + g_small.norm()  # first step: the running norms are this step's norms
+    expected = 0.25 * total * g_big / g_big.norm() + 0.75 * total * g_small / g_small.norm()
+    torch.testing.assert_close(features.grad, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(balancer.norms, torch.stack([g_big.norm(), g_small.norm()]))
+
+
+def test_balancer_leaves_a_missing_group_and_the_forward_function_alone():
+    balancer = GradientBalancer([1.0, 1.0]).train()
+    features = torch.randn(3, 2, requires_grad=True)
+    present, missing = balancer(features)
+    assert torch.equal(present, features) and torch.equal(missing, features)
+    (present.sum() + 0.0 * missing.sum()).backward()
+    # The missing group sends no gradient: the present one keeps its own norm, and no running norm is invented.
+    torch.testing.assert_close(features.grad, torch.ones(3, 2))
+    assert balancer.norms[1] == 0
+    balancer.eval()
+    assert all(copy is features for copy in balancer(features))
+
+
+def test_balanced_model_trains_and_saves_its_running_norms(tmp_path):
+    model = tiny_model(ARTICLE_GROUPS).train()
+    labels = torch.tensor([MultiGroupConfig.encode_labels(model.config, {"global_score": "S2", "emotions": ["E1"],
+                                                                         "causes": []})] * len(TEXTS))  # fmt: skip
+    model(**encode(make_tokenizer()), labels=labels).loss.backward()
+    assert (model.head.balancer.norms > 0).all()
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForMultiGroupClassification.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.head.balancer.norms, model.head.balancer.norms)
+
+
+@pytest.fixture
+def encoder_folder(tmp_path):
+    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=34)  # fmt: skip
+    BertModel(config).save_pretrained(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("mean, cls, expected", [(True, False, "mean"), (False, True, "cls"), (None, None, "cls")])
+def test_pooling_comes_from_a_sentence_transformers_checkpoint(encoder_folder, mean, cls, expected):
+    if mean is not None:
+        (encoder_folder / "1_Pooling").mkdir()
+        modes = {"pooling_mode_mean_tokens": mean, "pooling_mode_cls_token": cls}
+        (encoder_folder / "1_Pooling" / "config.json").write_text(json.dumps(modes))
+    model = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS)
+    assert model.config.pooling == expected and model.config.head_multiplier == 30.0
+    explicit = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS, pooling="cls")
+    assert explicit.config.pooling == "cls"
