@@ -65,7 +65,7 @@ def test_train_saves_a_complete_model_with_metrics_and_card(trained):
     config = json.loads((output / "config.json").read_text())
     assert [g["name"] for g in config["groups"]] == ["score", "topics"] and config["groups"][0]["weight"] == 0.7
     assert config["groups"][1]["labels"] == ["food", "price", "service"]
-    assert config["loss_weighting"] == "normalized" and isinstance(config["groups"][1]["threshold"], list)
+    assert config["loss_weighting"] == "balanced" and isinstance(config["groups"][1]["threshold"], list)
     metrics = json.loads((output / "metrics.json").read_text())["metrics"]
     assert {"score_f1_macro", "topics_f1_micro", "mean_f1_macro", "loss_topics"} <= set(metrics)
     card = (output / "README.md").read_text()
@@ -123,7 +123,7 @@ def test_tune_thresholds_updates_the_config(trained, tmp_path, capsys):
     thresholds = json.loads((target / "config.json").read_text())["groups"][1]["threshold"]
     assert len(thresholds) == 3 and len(set(thresholds)) == 1
     printed = capsys.readouterr().out
-    assert f"topics: thresholds {json.dumps(thresholds)}" in printed and "f1_micro: " in printed
+    assert f"topics: {json.dumps(thresholds)}" in printed and "f1_micro: " in printed
 
 
 @pytest.mark.parametrize(
@@ -181,3 +181,46 @@ def test_train_final_metrics_equal_evaluate_on_the_same_file(trained, tmp_path):
     evaluated = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     trained_metrics = json.loads((output / "metrics.json").read_text())["metrics"]
     assert evaluated == pytest.approx(trained_metrics, rel=1e-4, abs=1e-5)
+
+
+def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
+    """train marks its validation scores as tuned there; evaluate on held-out data leads the card; re-tuning
+    rewrites metrics.json and the card."""
+    import shutil
+
+    work, trained_output = trained
+    output = shutil.copytree(trained_output, tmp_path / "model")
+    validation = str(work / "train.jsonl")
+    recorded = json.loads((output / "metrics.json").read_text())
+    assert [(e["file"], e["split"], e["used_for"]) for e in recorded["evaluations"]] == [
+        (validation, "train", ["thresholds"])
+    ]
+    card = (output / "README.md").read_text()
+    assert f"On `{validation}` (split `train`; it also chose the thresholds, so these scores are optimistic)" in card
+    assert 'split: "train"' in card
+
+    held_out = write_jsonl(tmp_path / "test.jsonl", ROWS[::2])
+    assert main(["evaluate", "--model", str(output), "--file", held_out, "--output-dir", str(tmp_path / "eval"),
+                 "--no-plots"]) == 0  # fmt: skip
+    recorded = json.loads((output / "metrics.json").read_text())
+    assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [
+        (held_out, []),
+        (validation, ["thresholds"]),
+    ]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert recorded["file"] == held_out and recorded["metrics"] == evaluated["metrics"]
+    card = (output / "README.md").read_text()
+    assert f"On `{held_out}` (split `test`, held out)" in card and 'split: "test"' in card
+    assert card.index(held_out) < card.index(f"On `{validation}`")
+
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(output), "--file", validation, "--output-dir", str(tmp_path / "e2"),
+                 "--no-plots"]) == 0  # fmt: skip
+    assert "also chose the model's thresholds; these scores are optimistic" in capsys.readouterr().out
+
+    assert main(["tune-thresholds", "--model", str(output), "--file", validation, "--thresholds", "per_group"]) == 0
+    recorded = json.loads((output / "metrics.json").read_text())
+    assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [(validation, ["thresholds"])]
+    assert held_out not in (output / "README.md").read_text()
+    thresholds = json.loads((output / "config.json").read_text())["groups"][1]["threshold"]
+    assert len(set(thresholds)) == 1

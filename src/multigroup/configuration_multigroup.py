@@ -21,7 +21,7 @@ if int(transformers.__version__.split(".")[0]) < 5:
     )
 
 GROUP_TYPES = ("multiclass", "multilabel", "regression")
-LOSS_WEIGHTINGS = ("fixed", "normalized", "uncertainty")
+LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean")
 MISSING = float("nan")  # the marker of a group absent from an example, in every column of that group
 _GROUP_KEYS = {
@@ -36,6 +36,7 @@ _GROUP_KEYS = {
     "loss_scale",
 }
 _BASE_FIELDS = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
 def _is_number(value: Any) -> bool:
@@ -138,6 +139,23 @@ def normalize_group(group: Any, index: int) -> dict:
     return out
 
 
+def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
+    """`"mean"` or `"cls"` from a sentence-transformers checkpoint's `1_Pooling/config.json`; None without one."""
+    from transformers.utils import cached_file
+
+    found = cached_file(
+        path, "1_Pooling/config.json", _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False, **hub_kwargs,
+    )  # fmt: skip
+    if found is None:
+        return None
+    with open(found, encoding="utf-8") as file:
+        modes = json.load(file)
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls" if modes.get("pooling_mode_cls_token") else None
+
+
 class MultiGroupConfig(PreTrainedConfig):
     r"""
     Configuration of a model that predicts several label groups from one text encoder.
@@ -151,13 +169,25 @@ class MultiGroupConfig(PreTrainedConfig):
             Optional: `class_weight` (multiclass) or `pos_weight` (multilabel), one positive number per label.
         encoder_type (`str`, *optional*, defaults to `"camembert"`):
             The `model_type` of the encoder (`"camembert"`, `"bert"`, `"roberta"`, `"xlm-roberta"`).
-        loss_weighting (`str`, *optional*, defaults to `"fixed"`):
-            `"fixed"`: `sum(weight * loss)`. `"normalized"`: each group's loss is divided by its `loss_scale` (the
-            loss of an uninformed prediction, see `multigroup.data.fit_loss_scales`). `"uncertainty"`: learned
-            per-group log-variances (Kendall et al., 2018), saved with the model.
+        loss_weighting (`str`, *optional*, defaults to `"balanced"`):
+            `"balanced"`: during training each group's gradient into the shared layers is rescaled to the same
+            running norm times its `weight` share, so no group starves another whatever its loss's scale (the loss
+            itself is `sum(weight * loss / loss_scale)`). `"fixed"`: `sum(weight * loss)`. `"normalized"`: each
+            group's loss is divided by its `loss_scale` (the loss of an uninformed prediction, see
+            `multigroup.training.fit_loss_scales`). `"uncertainty"`: learned per-group log-variances (Kendall et al.,
+            2018), saved with the model.
         pooling (`str`, *optional*, defaults to `"cls"`):
             `"cls"`: the first token, as `...ForSequenceClassification` does; `"mean"`: the mean over tokens, as
-            sentence-transformers encoders are trained.
+            sentence-transformers encoders are trained. `from_pretrained` on a sentence-transformers checkpoint
+            reads its `1_Pooling/config.json` when `pooling` is not given.
+        head_multiplier (`float`, *optional*, defaults to 30.0):
+            The head's parameters are stored divided by this factor and multiplied back in `forward`, so the
+            optimizer moves the new head this many times faster than the encoder: a fresh head needs a 10-30x
+            higher learning rate than a pretrained encoder. Configs saved before this field existed load with 1.0.
+        per_group_dense (`bool`, *optional*, defaults to `True`):
+            Each group gets a dense layer of its own between the pooled features and its columns (`hidden_size`
+            squared parameters per group), instead of one dense layer shared by every group: groups stop competing
+            for the head's capacity. Configs saved before this field existed load with False.
         kwargs:
             The encoder's own hyperparameters (`vocab_size`, `hidden_size`, ...); missing ones take the defaults of
             the encoder family's config.
@@ -192,8 +222,10 @@ class MultiGroupConfig(PreTrainedConfig):
 
     groups: list[dict] | None = None
     encoder_type: str = "camembert"
-    loss_weighting: str = "fixed"
+    loss_weighting: str = "balanced"
     pooling: str = "cls"
+    head_multiplier: float = 30.0
+    per_group_dense: bool = True
 
     def __post_init__(self, **kwargs):
         if self.encoder_type not in CONFIG_MAPPING:
@@ -216,6 +248,9 @@ class MultiGroupConfig(PreTrainedConfig):
             raise ValueError(f"`loss_weighting` must be one of {list(LOSS_WEIGHTINGS)}, got {self.loss_weighting!r}.")
         if self.pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {list(POOLINGS)}, got {self.pooling!r}.")
+        multiplier = self.head_multiplier
+        if not _is_number(multiplier) or not math.isfinite(multiplier) or multiplier <= 0:
+            raise ValueError(f"`head_multiplier` must be a finite number > 0 (1.0 turns it off), got {multiplier!r}.")
         if self.groups is None:  # the bare default, used by transformers to diff configs
             return
         if not isinstance(self.groups, (list, tuple)) or not self.groups:
@@ -234,13 +269,18 @@ class MultiGroupConfig(PreTrainedConfig):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "MultiGroupConfig":
         """Load a multigroup config, or a plain encoder's config with `groups=[...]` (encoder fields from it)."""
+        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
         config_dict, kwargs = cls.get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if config_dict.get("model_type") != cls.model_type and "pooling" not in kwargs:
+            pooling = _sentence_transformers_pooling(pretrained_model_name_or_path, hub_kwargs)
+            if pooling is not None:
+                kwargs["pooling"] = pooling
         return cls.from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs) -> "MultiGroupConfig":
         config_dict = dict(config_dict)
-        for key in ("groups", "encoder_type", "loss_weighting", "pooling"):
+        for key in ("groups", "encoder_type", "loss_weighting", "pooling", "head_multiplier", "per_group_dense"):
             if key in kwargs:
                 config_dict[key] = kwargs.pop(key)
         source_type = config_dict.get("model_type", cls.model_type)
@@ -253,6 +293,12 @@ class MultiGroupConfig(PreTrainedConfig):
             for key in ("architectures", "id2label", "label2id", "problem_type", "num_labels", "auto_map"):
                 config_dict.pop(key, None)
             config_dict["encoder_type"] = source_type
+        elif (
+            config_dict.get("model_type") == cls.model_type
+        ):  # a saved multigroup model: its head weights are stored for its multiplier
+            # Written before these fields existed (multigroup 0.1.0): its weights are for the 0.1.0 head.
+            config_dict.setdefault("head_multiplier", 1.0)
+            config_dict.setdefault("per_group_dense", False)
         return super().from_dict(config_dict, **kwargs)
 
     def to_diff_dict(self) -> dict[str, Any]:
@@ -293,8 +339,13 @@ class MultiGroupConfig(PreTrainedConfig):
 
     # -- model card ------------------------------------------------------------------------------------------------
 
-    def model_card(self, repo_id: str = "your-name/your-model", metrics: dict | None = None) -> str:
-        """README.md for the Hub: metadata, the label schema of every group, metrics when given, and usage."""
+    def model_card(self, repo_id: str = "your-name/your-model", evaluations: list[dict] | None = None) -> str:
+        """README.md for the Hub: metadata, the label schema of every group, scores when given, and usage.
+
+        `evaluations`: `[{"file", "split", "used_for": [...], "metrics": {...}}]`, the held-out ones first (see
+        `multigroup.hub.record_evaluation`); each table names its data and split, and says when that data also
+        chose the thresholds or the checkpoint (optimistic scores).
+        """
         base_model = getattr(self, "base_model", None)
         quote = lambda text: json.dumps(str(text), ensure_ascii=False)  # noqa: E731 - a JSON string is valid YAML
         cell = lambda text: str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")  # noqa: E731
@@ -304,12 +355,14 @@ class MultiGroupConfig(PreTrainedConfig):
         ]
         if base_model:
             lines.append(f"base_model: {quote(base_model)}")
-        scores = {
-            key: value for key, value in (metrics or {}).items() if key in ("f1_micro", "f1_macro", "mean_f1_macro")
-        }
+        evaluations = evaluations or []
+        lead = evaluations[0] if evaluations else {"metrics": {}}
+        scores = {k: v for k, v in lead["metrics"].items() if k in ("f1_micro", "f1_macro", "mean_f1_macro")}
         if scores:
+            data, split = quote(lead["file"]), quote(lead["split"])
             lines += ["model-index:", f"- name: {quote(repo_id)}", "  results:", "  - task:",
-                      "      type: text-classification", "    metrics:"]  # fmt: skip
+                      "      type: text-classification", "    dataset:", f"      name: {data}", f"      type: {data}",
+                      f"      split: {split}", "    metrics:"]  # fmt: skip
             lines += [f"    - type: {key}\n      value: {round(float(value), 4)}" for key, value in scores.items()]
         lines += ["---", "", f"# {cell(repo_id)}", ""]
         lines.append(
@@ -320,8 +373,14 @@ class MultiGroupConfig(PreTrainedConfig):
         for group in self.groups:
             labels = ", ".join(f"`{cell(label)}`" for label in group["labels"]) or "(a number)"
             lines.append(f"| `{cell(group['name'])}` | {group['type']} | {labels} | {group['weight']} |")
-        if metrics:
-            lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
+        if evaluations:
+            lines += ["", "## Evaluation"]
+        for evaluation in evaluations:
+            used = " and ".join(evaluation.get("used_for") or [])
+            caveat = f"; it also chose the {used}, so these scores are optimistic" if used else ", held out"
+            lines += ["", f"On `{cell(evaluation['file'])}` (split `{cell(evaluation['split'])}`{caveat}):", "",
+                      "| metric | value |", "|---|---|"]  # fmt: skip
+            metrics = evaluation["metrics"]
             lines += [f"| {cell(k)} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float)]
         lines += [
             "", "## Usage", "",

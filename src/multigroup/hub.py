@@ -6,14 +6,51 @@ from pathlib import Path
 from .configuration_multigroup import MultiGroupConfig
 
 
+def split_name(file: str | Path) -> str:
+    """The split a file holds, from its name: `test`, `validation`, `train`, or the file's own stem."""
+    stem = Path(file).stem.lower()
+    for split, hints in (("test", ("test",)), ("validation", ("valid", "dev", "val")), ("train", ("train",))):
+        if any(hint in stem for hint in hints):
+            return split
+    return Path(file).stem
+
+
+def read_evaluations(model_dir: str | Path) -> list[dict]:
+    """The evaluations recorded in a model folder's `metrics.json`, held-out ones first (0.1.0 files included)."""
+    path = Path(model_dir) / "metrics.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if "evaluations" in data:
+        return data["evaluations"]
+    # multigroup 0.1.0 wrote the validation scores of `train`, with thresholds tuned on that same file
+    file = data.get("file") or "validation data"
+    return [{"file": file, "split": split_name(file), "used_for": ["thresholds"], "metrics": data["metrics"]}]
+
+
+def record_evaluation(model_dir: str | Path, evaluation: dict, keep_others: bool = True) -> list[dict]:
+    """Add (or replace, for the same file) one evaluation in `metrics.json`, then rewrite the model card.
+
+    `evaluation`: `{"file", "split", "used_for": ["thresholds", ...], "metrics": {...}}`. `keep_others=False` drops
+    the earlier ones (after new thresholds, their scores no longer describe the model). The file keeps the lead
+    evaluation's `file` and `metrics` at the top, as 0.1.0 wrote them.
+    """
+    others = [e for e in read_evaluations(model_dir) if e["file"] != evaluation["file"]] if keep_others else []
+    evaluations = sorted([evaluation, *others], key=lambda e: bool(e.get("used_for")))  # held-out first
+    lead = evaluations[0]
+    data = {"file": lead["file"], "split": lead["split"], "metrics": lead["metrics"], "evaluations": evaluations}
+    path = Path(model_dir) / "metrics.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_model_card(model_dir)
+    return evaluations
+
+
 def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
-    """Write README.md into a saved model folder, with its metrics when `metrics.json` lies beside it."""
+    """Write README.md into a saved model folder, with the evaluations recorded in `metrics.json` beside it."""
     model_dir = Path(model_dir)
     config = MultiGroupConfig.from_pretrained(model_dir)
-    metrics_file = model_dir / "metrics.json"
-    metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.is_file() else None
     path = model_dir / "README.md"
-    path.write_text(config.model_card(repo_id or model_dir.name, metrics), encoding="utf-8")
+    path.write_text(config.model_card(repo_id or model_dir.name, read_evaluations(model_dir)), encoding="utf-8")
     return path
 
 

@@ -45,3 +45,33 @@ def labelled_logits(args):
 def write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def add_threshold_rule_argument(parser) -> None:
+    from ..thresholds import DEFAULT_RULE, RULES
+
+    parser.add_argument(
+        "--thresholds", choices=RULES, default=DEFAULT_RULE,
+        help=f"how the multilabel thresholds are picked on the validation data (default {DEFAULT_RULE}: per-label "
+        "thresholds pulled toward one per group by how many positives each label has, which held best on unseen "
+        "data; per_label: each label's own best, overfits rare labels; per_group: one per group; fixed: 0.5)",
+    )  # fmt: skip
+
+
+def apply_threshold_rule(config, logits, labels, rule: str, file: str) -> dict:
+    """Pick and store the thresholds, print them with each group's validation F1 before and after, and a reason
+    next to any threshold at the edge of the search range."""
+    from ..metrics import compute_metrics
+    from ..thresholds import choose_thresholds, edge_notes
+
+    before = compute_metrics(config, logits, labels)
+    chosen = choose_thresholds(config, logits, labels, rule=rule)
+    after = compute_metrics(config, logits, labels)
+    print(f"Thresholds ({rule}) picked on {file}:")
+    for name, thresholds in chosen.items():
+        print(f"  {name}: {json.dumps(thresholds)}")
+        for key in ("f1_micro", "f1_macro"):
+            print(f"    {key}: {before[f'{name}_{key}']:.4f} -> {after[f'{name}_{key}']:.4f}")
+    for note in edge_notes(chosen, config):
+        print(f"  note: {note}")
+    return chosen

@@ -15,6 +15,7 @@ def run(args, extra: list[str]) -> int:
     import numpy as np
 
     from .. import plots
+    from ..hub import read_evaluations, record_evaluation, split_name
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
     from .common import labelled_logits, write_json
 
@@ -24,9 +25,17 @@ def run(args, extra: list[str]) -> int:
     report = classification_report(config, logits, labels)
     print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))
 
+    # The same file as one the model was tuned on keeps that mark; any other file is held out.
+    used_for = next((e["used_for"] for e in read_evaluations(args.model) if e["file"] == args.file), [])
+    evaluation = {"file": args.file, "split": split_name(args.file), "used_for": used_for, "metrics": metrics}
+    if used_for:
+        print(f"Note: {args.file} also chose the model's {' and '.join(used_for)}; these scores are optimistic.")
     output = Path(args.output_dir)
-    write_json(output / "metrics.json", {"model": args.model, "file": args.file, "metrics": metrics, "report": report})
+    write_json(output / "metrics.json", {"model": args.model, **evaluation, "report": report})
     written = [output / "metrics.json"]
+    if Path(args.model).is_dir():  # the card leads with held-out scores
+        record_evaluation(args.model, evaluation)
+        written.append(Path(args.model) / "README.md")
     if not args.no_plots:
         for name, rows in report.items():
             written.append(plots.f1_bars(name, rows, output / f"f1_{name}.png"))

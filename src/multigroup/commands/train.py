@@ -9,12 +9,17 @@ import json
 import sys
 from pathlib import Path
 
+from .common import add_threshold_rule_argument
+
 
 def register(parser) -> None:
     parser.add_argument(
         "--train-file", required=True, help="JSONL, CSV or parquet with a text column and group columns"
     )
-    parser.add_argument("--validation-file", help="evaluated each epoch; also used to tune the thresholds")
+    parser.add_argument(
+        "--validation-file",
+        help="evaluated each epoch; also picks the thresholds (so its final scores are optimistic)",
+    )
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--multiclass", action="append", default=[], metavar="COL", help="a one-label group")
     parser.add_argument("--multilabel", action="append", default=[], metavar="COL", help="a many-label group")
@@ -23,13 +28,20 @@ def register(parser) -> None:
     parser.add_argument("--weight", action="append", default=[], metavar="GROUP=W", help="a group's loss weight")
     parser.add_argument("--model", required=True, help="encoder path or Hub id (BERT, CamemBERT, RoBERTa, XLM-R)")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--loss-weighting", choices=["fixed", "normalized", "uncertainty"], default="normalized")
-    parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
-    parser.add_argument("--no-tune-thresholds", action="store_true", help="keep the multilabel thresholds at 0.5")
-    parser.add_argument("--pooling", choices=["cls", "mean"], default="cls")
     parser.add_argument(
-        "--head-learning-rate", type=float, default=3e-3,
-        help="learning rate of the new head (the encoder uses --learning_rate); 0 for the same rate",
+        "--loss-weighting", choices=["balanced", "fixed", "normalized", "uncertainty"], default="balanced",
+        help="balanced (default): every group pulls on the shared encoder alike, times its --weight",
+    )  # fmt: skip
+    parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
+    add_threshold_rule_argument(parser)
+    parser.add_argument("--no-tune-thresholds", action="store_true", help="the same as --thresholds fixed")
+    parser.add_argument(
+        "--pooling", choices=["cls", "mean"], default=None,
+        help="default: the checkpoint's own (1_Pooling/config.json of a sentence-transformers model), else cls",
+    )  # fmt: skip
+    parser.add_argument(
+        "--head-learning-rate", type=float, default=None,
+        help="learning rate of the new head; default: the model's head_multiplier (30) times --learning_rate",
     )  # fmt: skip
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument(
@@ -73,10 +85,10 @@ def run(args, extra: list[str]) -> int:
 
     from ..auto import AutoModelForMultiGroupClassification
     from ..data import load_table, prepare_dataset
-    from ..hub import write_model_card
+    from ..hub import record_evaluation, split_name, write_model_card
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
-    from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales, tune_thresholds
-    from .common import write_json
+    from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
+    from .common import apply_threshold_rule
 
     output_dir = Path(args.output_dir)
     defaults = ["--output_dir", str(output_dir / "checkpoints"), "--report_to", "none", "--save_strategy", "no"]
@@ -88,8 +100,9 @@ def run(args, extra: list[str]) -> int:
     train_table = load_table(args.train_file)
     groups = _groups(args, train_table)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
+    options = {"pooling": args.pooling} if args.pooling else {}
     model = AutoModelForMultiGroupClassification.from_pretrained(
-        args.model, groups=groups, pooling=args.pooling, loss_weighting=args.loss_weighting
+        args.model, groups=groups, loss_weighting=args.loss_weighting, **options
     )
     model.config.base_model = args.model
     config = model.config
@@ -107,6 +120,10 @@ def run(args, extra: list[str]) -> int:
             ignore_unknown_labels=args.ignore_unknown_labels,
         )  # fmt: skip
 
+    rule = "fixed" if args.no_tune_thresholds else args.thresholds
+    optimizer = build_optimizer(
+        model, training_args.learning_rate, args.head_learning_rate, training_args.weight_decay
+    )
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -114,35 +131,33 @@ def run(args, extra: list[str]) -> int:
         eval_dataset=validation,
         compute_metrics=build_compute_metrics(config) if validation is not None else None,
         data_collator=DataCollatorWithPadding(tokenizer),
-        optimizers=(
-            build_optimizer(
-                model, training_args.learning_rate, args.head_learning_rate or None, training_args.weight_decay
-            ),
-            None,
-        ),
+        optimizers=(optimizer, None),
     )
     attach_callbacks(trainer)
     trainer.train()
 
-    metrics = None
+    evaluation = None
     if validation is not None:
         prediction = trainer.predict(validation)  # label_ids come in the same order as the predictions
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         labels = np.asarray(prediction.label_ids, dtype=np.float32)
+        used_for = ["checkpoint"] if training_args.load_best_model_at_end else []
+        if any(g["type"] == "multilabel" for g in config.groups) and rule != "fixed":
+            apply_threshold_rule(config, logits, labels, rule, args.validation_file)
+            used_for.insert(0, "thresholds")
         metrics = compute_metrics(config, logits, labels)
-        if not args.no_tune_thresholds and any(g["type"] == "multilabel" for g in config.groups):
-            before = metrics
-            tuned = tune_thresholds(config, logits, labels)
-            metrics = compute_metrics(config, logits, labels)
-            print(f"Tuned thresholds on {args.validation_file}: {json.dumps(tuned)}")
-            for name in tuned:
-                key = f"{name}_f1_macro"
-                print(f"  {key}: {before[key]:.4f} -> {metrics[key]:.4f}")
-        print("\nValidation, final model\n" + format_metrics_table(metrics, config))
+        caveat = f" (it also chose the {' and '.join(used_for)}: optimistic)" if used_for else ""
+        print(
+            f"\nValidation, final model, on {args.validation_file}{caveat}\n" + format_metrics_table(metrics, config)
+        )
+        split = split_name(args.validation_file)
+        evaluation = {"file": args.validation_file, "split": split, "used_for": used_for, "metrics": metrics}
 
     pipeline("multi-group-classification", model=model, tokenizer=tokenizer).save_pretrained(output_dir)
-    if metrics is not None:
-        write_json(output_dir / "metrics.json", {"file": args.validation_file, "metrics": metrics})
-    write_model_card(output_dir)
+    if evaluation is not None:
+        record_evaluation(output_dir, evaluation, keep_others=False)
+        print("Scores on held-out data: multigroup evaluate --model OUTPUT_DIR --file TEST_FILE", file=sys.stderr)
+    else:
+        write_model_card(output_dir)
     print(f"Saved to {output_dir}", file=sys.stderr)
     return 0

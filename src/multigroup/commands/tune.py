@@ -1,8 +1,9 @@
-"""Fit per-label multilabel thresholds on labelled validation data and save them in the model's config."""
+"""Pick the multilabel thresholds on labelled validation data, save them in the config, and rewrite the card."""
 
-import json
 import shutil
 from pathlib import Path
+
+from .common import add_threshold_rule_argument
 
 
 def register(parser) -> None:
@@ -10,28 +11,28 @@ def register(parser) -> None:
 
     add_labelled_file_arguments(parser, "labelled validation data (never the test set)")
     parser.add_argument("--output-dir", help="where to save the tuned model (default: update --model in place)")
-    parser.add_argument("--per-group", action="store_true", help="one threshold per group (micro F1), not per label")
+    add_threshold_rule_argument(parser)
+    parser.add_argument("--per-group", action="store_true", help="the same as --thresholds per_group")
 
 
 def run(args, extra: list[str]) -> int:
+    from ..hub import record_evaluation, split_name
     from ..metrics import compute_metrics
-    from ..training import tune_thresholds
-    from .common import labelled_logits
+    from .common import apply_threshold_rule, labelled_logits
 
     model, logits, labels = labelled_logits(args)
     config = model.config
-    before = compute_metrics(config, logits, labels)
-    tuned = tune_thresholds(config, logits, labels, per_label=not args.per_group)
-    if not tuned:
+    if not any(group["type"] == "multilabel" for group in config.groups):
         raise ValueError(f"The model has no multilabel group to tune; its groups are {config.group_names}.")
-    after = compute_metrics(config, logits, labels)
-    for name, thresholds in tuned.items():
-        print(f"{name}: thresholds {json.dumps(thresholds)}")
-        for key in ("f1_micro", "f1_macro"):
-            print(f"  {key}: {before[f'{name}_{key}']:.4f} -> {after[f'{name}_{key}']:.4f}")
+    apply_threshold_rule(config, logits, labels, "per_group" if args.per_group else args.thresholds, args.file)
     target = Path(args.output_dir or args.model)
     if target != Path(args.model):
         shutil.copytree(args.model, target, dirs_exist_ok=True)
     config.save_pretrained(target)
-    print(f"Saved the thresholds in {target / 'config.json'}")
+    # Scores recorded with the old thresholds no longer describe the model: only this file's stays, marked.
+    evaluation = {"file": args.file, "split": split_name(args.file), "used_for": ["thresholds"],
+                  "metrics": compute_metrics(config, logits, labels)}  # fmt: skip
+    record_evaluation(target, evaluation, keep_others=False)
+    print(f"Saved the thresholds in {target / 'config.json'}; rewrote metrics.json and README.md there")
+    print("Scores on held-out data: multigroup evaluate --model MODEL --file TEST_FILE")
     return 0
