@@ -130,18 +130,16 @@ class _Balance(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         norms, momentum = ctx.norms, ctx.momentum
-        current = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
+        current = torch.stack([torch.linalg.vector_norm(grad.float()) for grad in grads])
         seen = (current > 0) & torch.isfinite(current)  # a group missing from the batch sends no gradient
-        updated = torch.where(norms > 0, momentum * norms + (1 - momentum) * current, current)
-        norms.copy_(torch.where(seen, updated, norms))
-        seen = seen.tolist()
-        # The groups in this batch share what their running norms add up to, in proportion to their weights.
-        total = norms[torch.tensor(seen)].sum() / (sum(s for s, ok in zip(ctx.shares, seen) if ok) or 1.0)
-        balanced = sum(
-            grad * (share * total / norm).to(grad.dtype) if ok else grad
-            for grad, share, norm, ok in zip(grads, ctx.shares, norms, seen)
+        norms.copy_(
+            torch.where(seen, torch.where(norms > 0, momentum * norms + (1 - momentum) * current, current), norms)
         )
-        return balanced, None, None, None
+        # The groups in this batch share what their running norms add up to, in proportion to their weights.
+        shares = torch.tensor(ctx.shares, device=norms.device)
+        total = (norms * seen).sum() / (shares * seen).sum().clamp(min=1e-12)
+        factors = torch.where(seen, shares * total / norms.clamp(min=1e-30), torch.ones_like(norms))
+        return sum(grad * factor.to(grad.dtype) for grad, factor in zip(grads, factors)), None, None, None
 
 
 class GradientBalancer(nn.Module):
@@ -167,7 +165,7 @@ class GradientBalancer(nn.Module):
 
 
 class MultiGroupHead(nn.Module):
-    """Pooling, then dense + tanh + dropout + one linear layer over all groups' columns.
+    """Pooling, then dense + tanh + dropout (a dense layer per group, or one for all), then each group's columns.
 
     The head's parameters are stored divided by `config.head_multiplier` and multiplied back in `forward`: the same
     function, but any optimizer moves the new head that many times faster than the pretrained encoder.
