@@ -11,7 +11,13 @@ from sklearn.metrics import (
 )
 from transformers import EvalPrediction
 
-from multigroup.metrics import build_compute_metrics, classification_report, compute_metrics, format_report
+from multigroup.metrics import (
+    build_compute_metrics,
+    classification_report,
+    compute_metrics,
+    format_report,
+    unseen_label_counts,
+)
 
 from conftest import MIXED_GROUPS, tiny_config
 
@@ -145,3 +151,26 @@ def test_evaluate_module_loads_offline_and_equals_compute_metrics():
     assert result == pytest.approx(compute_metrics(config, logits, labels))
     with pytest.raises(ValueError, match="Pass config=model.config"):
         metric.compute(predictions=logits, references=labels)
+
+
+def test_gold_labels_the_model_lacks_count_as_misses_like_the_official_scorer():
+    config = tiny_config(MIXED_GROUPS)
+    rows = [
+        {"score": "ok", "topics": ["food", "parking"]},  # `parking`: seen only in this data
+        {"score": "bad", "topics": ["parking", "music"]},
+        {"score": "good", "topics": ["service"]},
+    ]
+    assert unseen_label_counts(config, rows) == {"topics": 3}
+    labels = np.array([config.encode_labels(row, ignore_unknown_labels=True) for row in rows], dtype=np.float32)
+    logits = np.where(labels > 0.5, 3.0, -3.0).astype(np.float32)
+    logits[:, 3] = [3.0, 3.0, -3.0]  # `food` also predicted for row 2: one false positive
+    logits[:, 6] = 0.0
+    scored = compute_metrics(config, logits, labels, missed=unseen_label_counts(config, rows))
+    # The reference: one more column per unseen label, true where the text carries it, never predicted.
+    truth = np.concatenate([labels[:, 3:6], [[1, 0], [1, 1], [0, 0]]], axis=1)
+    predicted = np.concatenate([logits[:, 3:6] > 0, np.zeros((3, 2), bool)], axis=1)
+    assert scored["topics_f1_micro"] == pytest.approx(f1_score(truth, predicted, average="micro"))
+    plain = compute_metrics(config, logits, labels)
+    assert plain["topics_f1_micro"] > scored["topics_f1_micro"]
+    assert scored["topics_f1_macro"] == plain["topics_f1_macro"]  # over the model's own labels
+    assert scored["f1_micro"] < plain["f1_micro"] and scored["f1_macro"] == plain["f1_macro"]

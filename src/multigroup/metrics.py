@@ -43,6 +43,10 @@ def f1_from_counts(tp, fp, fn) -> tuple[float, float, np.ndarray]:
     return micro, float(per_label.mean()) if per_label.size else 0.0, per_label
 
 
+def _micro_f1(tp, fp, fn, missed: int = 0) -> float:
+    return float(_ratio(2 * np.sum(tp), 2 * np.sum(tp) + np.sum(fp) + np.sum(fn) + missed))
+
+
 def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Micro and macro F1 of `(n, k)` indicator arrays (a multiclass group as one-hot rows)."""
     micro, macro, _ = f1_from_counts(*counts(y_true, y_pred))
@@ -77,17 +81,39 @@ def _groups_arrays(config: MultiGroupConfig, logits, labels, threshold=None):
         yield group, y_true[present], y_pred[present]
 
 
-def compute_metrics(config: MultiGroupConfig, logits, labels, threshold=None) -> dict[str, float]:
+def unseen_label_counts(config: MultiGroupConfig, rows) -> dict[str, int]:
+    """Per multilabel group, how many gold labels in `rows` (dicts, or a Dataset) the model has no column for.
+
+    Labels seen only in evaluation data (7 `aspects` of the SemEval-2016 laptops test set) cannot be predicted;
+    pass these counts as `compute_metrics(..., missed=...)` to score them as misses, as the official scorer does,
+    instead of dropping them (which inflates recall).
+    """
+    multilabel = {group["name"]: set(group["labels"]) for group in config.groups if group["type"] == "multilabel"}
+    missed = dict.fromkeys(multilabel, 0)
+    for row in rows:
+        for name, known in multilabel.items():
+            missed[name] += sum(label not in known for label in row.get(name) or [])
+    return missed
+
+
+def compute_metrics(
+    config: MultiGroupConfig, logits, labels, threshold=None, missed: dict[str, int] | None = None
+) -> dict[str, float]:
     """Every metric for every group, plus `f1_micro` / `f1_macro` over all classification columns and
-    `mean_f1_macro` (the mean of the groups' macro F1), and `loss_{group}` over the whole set."""
-    metrics, tp_all, fp_all, fn_all, group_macros = {}, [], [], [], []
+    `mean_f1_macro` (the mean of the groups' macro F1), and `loss_{group}` over the whole set.
+
+    `missed`: `{group: count}` of gold labels the model has no column for (`unseen_label_counts`); they count as
+    false negatives in the micro F1s. Macro F1 stays over the model's own labels."""
+    metrics, tp_all, fp_all, fn_all, group_macros, missed_all = {}, [], [], [], [], 0
     for group, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
         name = group["name"]
         if group["type"] == "regression":
             metrics.update({f"{name}_{key}": value for key, value in regression_errors(y_true, y_pred).items()})
             continue
         tp, fp, fn = counts(y_true, y_pred)
-        micro, macro, _ = f1_from_counts(tp, fp, fn)
+        extra = (missed or {}).get(name, 0)  # false negatives in a column the model does not have
+        micro, macro = _micro_f1(tp, fp, fn, extra), f1_from_counts(tp, fp, fn)[1]
+        missed_all += extra
         metrics[f"{name}_f1_micro"], metrics[f"{name}_f1_macro"] = micro, macro
         if group["type"] == "multiclass":
             metrics[f"{name}_accuracy"] = float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0
@@ -95,7 +121,8 @@ def compute_metrics(config: MultiGroupConfig, logits, labels, threshold=None) ->
             metrics[f"{name}_subset_accuracy"] = subset_accuracy(y_true, y_pred)
         tp_all.append(tp), fp_all.append(fp), fn_all.append(fn), group_macros.append(macro)
     if tp_all:
-        micro, macro, _ = f1_from_counts(np.concatenate(tp_all), np.concatenate(fp_all), np.concatenate(fn_all))
+        tp, fp, fn = np.concatenate(tp_all), np.concatenate(fp_all), np.concatenate(fn_all)
+        micro, macro = _micro_f1(tp, fp, fn, missed_all), f1_from_counts(tp, fp, fn)[1]
         metrics.update(f1_micro=micro, f1_macro=macro, mean_f1_macro=float(np.mean(group_macros)))
     _, group_losses = multi_group_loss(torch.as_tensor(logits).float(), torch.as_tensor(labels).float(), config)
     metrics.update({f"loss_{name}": float(value) for name, value in group_losses.items()})

@@ -23,15 +23,20 @@ def add_labelled_file_arguments(parser, file_help: str) -> None:
     parser.add_argument("--file", required=True, help=file_help)
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--ignore-unknown-labels", action="store_true", help="drop labels the model does not know")
+    parser.add_argument(
+        "--ignore-unknown-labels", action="store_true",
+        help="accept labels the model has no column for; they count as misses in micro F1, as SemEval's scorer does",
+    )  # fmt: skip
 
 
 def labelled_logits(args):
-    """The model, and its logits and label rows for `args.file`; errors name the row, the column or the line."""
+    """The model, its logits and label rows for `args.file`, and per multilabel group the gold labels the model
+    has no column for (dropped with --ignore-unknown-labels, scored as misses); errors name the row or line."""
     import numpy as np
 
     from ..data import load_table, prepare_dataset
     from ..inference import batched_logits
+    from ..metrics import unseen_label_counts
 
     model, tokenizer = load_model(args.model)
     table = load_table(args.file)
@@ -39,7 +44,8 @@ def labelled_logits(args):
         table, tokenizer, model.config, args.text_column, ignore_unknown_labels=args.ignore_unknown_labels
     )
     logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
-    return model, logits, np.array(encoded["labels"], dtype=np.float32)
+    missed = unseen_label_counts(model.config, table) if args.ignore_unknown_labels else {}
+    return model, logits, np.array(encoded["labels"], dtype=np.float32), missed
 
 
 def write_json(path: Path, data) -> None:

@@ -19,9 +19,12 @@ def run(args, extra: list[str]) -> int:
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
     from .common import labelled_logits, write_json
 
-    model, logits, labels = labelled_logits(args)
+    model, logits, labels, missed = labelled_logits(args)
     config = model.config
-    metrics = compute_metrics(config, logits, labels)
+    metrics = compute_metrics(config, logits, labels, missed=missed)
+    for name, count in missed.items():
+        if count:
+            print(f"{name}: {count} gold label(s) in {args.file} are not among the model's labels: scored as misses.")
     report = classification_report(config, logits, labels)
     print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))
 

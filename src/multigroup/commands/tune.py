@@ -20,7 +20,7 @@ def run(args, extra: list[str]) -> int:
     from ..metrics import compute_metrics
     from .common import apply_threshold_rule, labelled_logits
 
-    model, logits, labels = labelled_logits(args)
+    model, logits, labels, missed = labelled_logits(args)
     config = model.config
     if not any(group["type"] == "multilabel" for group in config.groups):
         raise ValueError(f"The model has no multilabel group to tune; its groups are {config.group_names}.")
@@ -31,7 +31,7 @@ def run(args, extra: list[str]) -> int:
     config.save_pretrained(target)
     # Scores recorded with the old thresholds no longer describe the model: only this file's stays, marked.
     evaluation = {"file": args.file, "split": split_name(args.file), "used_for": ["thresholds"],
-                  "metrics": compute_metrics(config, logits, labels)}  # fmt: skip
+                  "metrics": compute_metrics(config, logits, labels, missed=missed)}  # fmt: skip
     record_evaluation(target, evaluation, keep_others=False)
     print(f"Saved the thresholds in {target / 'config.json'}; rewrote metrics.json and README.md there")
     print("Scores on held-out data: multigroup evaluate --model MODEL --file TEST_FILE")
