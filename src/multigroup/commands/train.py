@@ -108,9 +108,8 @@ def run(args, extra: list[str]) -> int:
     config = model.config
     train = prepare_dataset(train_table, tokenizer, config, args.text_column, args.max_length)
     train_labels = np.array(train["labels"], dtype=np.float32)
-    if args.loss_weighting != "fixed":
+    if args.loss_weighting != "fixed":  # under "balanced" the scales only make the logged losses comparable
         fit_loss_scales(config, train_labels)
-        config.loss_weighting = args.loss_weighting
     if args.class_weights:
         fit_class_weights(config, train_labels)
     validation = None
@@ -121,9 +120,11 @@ def run(args, extra: list[str]) -> int:
         )  # fmt: skip
 
     rule = "fixed" if args.no_tune_thresholds else args.thresholds
-    optimizer = build_optimizer(
-        model, training_args.learning_rate, args.head_learning_rate, training_args.weight_decay
-    )
+    # Trainer's own optimizer unless the head's rate is set by hand (the model's head_multiplier does the rest).
+    optimizer = None
+    if args.head_learning_rate is not None:
+        rates = (training_args.learning_rate, args.head_learning_rate, training_args.weight_decay)
+        optimizer = build_optimizer(model, *rates)
     trainer = Trainer(
         model=model,
         args=training_args,
