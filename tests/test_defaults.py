@@ -146,3 +146,16 @@ def test_pooling_comes_from_a_sentence_transformers_checkpoint(encoder_folder, m
     assert model.config.pooling == expected and model.config.head_multiplier == 30.0
     explicit = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS, pooling="cls")
     assert explicit.config.pooling == "cls"
+
+
+def test_an_explicit_head_learning_rate_keeps_its_meaning_under_the_multiplier():
+    from multigroup.training import build_optimizer
+
+    for multiplier in (1.0, 30.0):
+        model = tiny_model(MIXED_GROUPS, head_multiplier=multiplier)
+        body, head = build_optimizer(model, 1e-4, head_learning_rate=3e-3).param_groups
+        # The stored head parameters move at rate / multiplier, so the head's weights move at 3e-3 either way.
+        assert body["lr"] == 1e-4 and head["lr"] * multiplier == pytest.approx(3e-3)
+        assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()}
+        default_body, default_head = build_optimizer(model, 1e-4).param_groups
+        assert default_head["lr"] == default_body["lr"] == 1e-4
