@@ -224,3 +224,20 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     assert held_out not in (output / "README.md").read_text()
     thresholds = json.loads((output / "config.json").read_text())["groups"][1]["threshold"]
     assert len(set(thresholds)) == 1
+
+
+def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, capsys):
+    import shutil
+
+    output = shutil.copytree(trained[1], tmp_path / "model")  # evaluate records its scores in the model folder
+    rows = [dict(row, topics=row["topics"] + ["music"]) if i < 3 else row for i, row in enumerate(ROWS)]
+    source = write_jsonl(tmp_path / "test.jsonl", rows)
+    args = ["evaluate", "--model", str(output), "--file", source, "--output-dir", str(tmp_path / "e"), "--no-plots"]
+    assert main(args) == 2 and "unknown label(s) ['music']" in capsys.readouterr().err
+    assert main([*args, "--ignore-unknown-labels"]) == 0
+    assert "topics: 3 gold label(s) in" in capsys.readouterr().out
+    counted = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]["topics_f1_micro"]
+    source = write_jsonl(tmp_path / "test.jsonl", ROWS)
+    assert main(args) == 0
+    plain = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]["topics_f1_micro"]
+    assert counted < plain
