@@ -25,11 +25,15 @@ quality: setup
 	$(VENV)/bin/ruff check src tests examples scripts
 	$(VENV)/bin/ruff format --check src tests examples scripts
 
-# The benchmarks (minutes; results in scripts/results/). DATA: a folder with train/validation/test.jsonl.
-DATA ?= ../shared/data/semeval16_absa_rest_en
+# The benchmarks (results in scripts/results/). DATA: the folder holding the SemEval-2016 data folders.
+DATA ?= ../shared/data
 bench: setup
-	$(PY) scripts/bench_speed.py --data-dir $(DATA)
-	$(PY) scripts/bench_quality.py --data-dir $(DATA)
+	$(PY) scripts/bench_speed.py --data-dir $(DATA)/semeval16_absa_rest_en
+	$(PY) scripts/bench_quality.py --data-dir $(DATA)/semeval16_absa_rest_en
+	$(PY) scripts/bench_quality.py --data-dir $(DATA)/semeval16_absa_laptops_en
+	$(PY) scripts/bench_quality.py --data-dir $(DATA)/semeval16_absa_rest_en --batch-size 32 --epochs 2 --arms joint joint_shared_dense joint_normalized
+	$(PY) scripts/bench_quality.py --data-dir $(DATA)/semeval16_absa_laptops_en --batch-size 32 --epochs 2 --arms joint joint_shared_dense joint_normalized
+	$(PY) scripts/quality_tables.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
