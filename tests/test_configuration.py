@@ -14,7 +14,7 @@ def test_article_groups_layout():
     assert config.num_columns == 27
     assert config.group_names == ["global_score", "emotions", "causes"]
     assert config.group_slices == {"global_score": slice(0, 5), "emotions": slice(5, 15), "causes": slice(15, 27)}
-    assert config.groups[1]["threshold"] == 0.5 and config.groups[0]["weight"] == 0.7
+    assert config.groups[1]["threshold"] == 0.3 and config.groups[0]["weight"] == 0.7
 
 
 def test_mixed_layout_has_one_column_per_regression_group():

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from multigroup import AutoModelForMultiGroupClassification
+from multigroup.configuration_multigroup import DEFAULT_THRESHOLD
 from multigroup.modeling_multigroup import CODE_FILES
 
 from conftest import TEXTS, encode, make_tokenizer, run_python
@@ -65,7 +66,7 @@ def _check(result):
     }
     assert isinstance(single["emotions"], list) and all(set(p) == {"label", "score"} for p in single["emotions"])
     scores = [p["score"] for p in single["causes"]]
-    assert scores == sorted(scores, reverse=True) and all(s >= 0.5 for s in scores)
+    assert scores == sorted(scores, reverse=True) and all(s >= DEFAULT_THRESHOLD for s in scores)
     assert len(result["batch"]) == 3 and all(list(row) == list(single) for row in result["batch"])
     assert list(result["all_scores"]) == ["emotions"] and len(result["all_scores"]["emotions"]) == 10
     assert result["resaved_equal"]
