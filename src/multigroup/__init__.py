@@ -14,7 +14,7 @@ from .modeling_multigroup import (
 )
 from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 # `evaluate.load(EVALUATE_MODULE)` loads the per-group metrics offline.
 EVALUATE_MODULE = str(Path(__file__).parent / "evaluate_module" / "multigroup_metrics.py")
 
