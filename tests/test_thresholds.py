@@ -69,6 +69,7 @@ def test_a_label_without_positives_follows_its_group_and_fixed_is_one_half():
     for rule in ("shrunk", "per_label"):
         assert choose_thresholds(config, logits, labels, rule=rule, apply=False)["topics"][1] == group
     assert choose_thresholds(config, logits, labels, rule="fixed")["topics"] == [0.5, 0.5, 0.5]
+    assert config.groups[1]["threshold"] == [0.5, 0.5, 0.5]  # stored like every rule's
 
 
 def test_unknown_rule_and_edge_notes():

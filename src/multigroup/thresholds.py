@@ -79,6 +79,8 @@ def choose_thresholds(
         probs, truth = _sigmoid(logits[present, columns]), labels[present, columns] > 0.5
         if rule == "fixed":
             chosen[group["name"]] = [0.5] * truth.shape[1]
+            if apply:  # stored like every rule's: the config's own default (0.3) differs
+                group["threshold"] = chosen[group["name"]]
             continue
         shared = _best([f1_from_counts(*counts(truth, probs >= t))[0] for t in grid], grid)
         positives = truth.sum(0)
