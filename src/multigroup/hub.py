@@ -15,6 +15,14 @@ def split_name(file: str | Path) -> str:
     return Path(file).stem
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (`data/x.jsonl` and `./data/x.jsonl` do); plain comparison if either is gone."""
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return str(a) == str(b)
+
+
 def read_evaluations(model_dir: str | Path) -> list[dict]:
     """The evaluations recorded in a model folder's `metrics.json`, held-out ones first (0.1.0 files included)."""
     path = Path(model_dir) / "metrics.json"
@@ -35,7 +43,8 @@ def record_evaluation(model_dir: str | Path, evaluation: dict, keep_others: bool
     the earlier ones (after new thresholds, their scores no longer describe the model). The file keeps the lead
     evaluation's `file` and `metrics` at the top, as 0.1.0 wrote them.
     """
-    others = [e for e in read_evaluations(model_dir) if e["file"] != evaluation["file"]] if keep_others else []
+    earlier = read_evaluations(model_dir) if keep_others else []
+    others = [e for e in earlier if not same_file(e["file"], evaluation["file"])]
     evaluations = sorted([evaluation, *others], key=lambda e: bool(e.get("used_for")))  # held-out first
     lead = evaluations[0]
     data = {"file": lead["file"], "split": lead["split"], "metrics": lead["metrics"], "evaluations": evaluations}

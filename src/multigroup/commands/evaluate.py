@@ -15,7 +15,7 @@ def run(args, extra: list[str]) -> int:
     import numpy as np
 
     from .. import plots
-    from ..hub import read_evaluations, record_evaluation, split_name
+    from ..hub import read_evaluations, record_evaluation, same_file, split_name
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
     from .common import labelled_logits, write_json
 
@@ -29,7 +29,7 @@ def run(args, extra: list[str]) -> int:
     print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))
 
     # The same file as one the model was tuned on keeps that mark; any other file is held out.
-    used_for = next((e["used_for"] for e in read_evaluations(args.model) if e["file"] == args.file), [])
+    used_for = next((e["used_for"] for e in read_evaluations(args.model) if same_file(e["file"], args.file)), [])
     evaluation = {"file": args.file, "split": split_name(args.file), "used_for": used_for, "metrics": metrics}
     if used_for:
         print(f"Note: {args.file} also chose the model's {' and '.join(used_for)}; these scores are optimistic.")
