@@ -1,6 +1,7 @@
 import csv
 import json
 import re
+import sys
 
 import pytest
 from transformers import CamembertConfig, CamembertModel, pipeline
@@ -86,6 +87,23 @@ def test_evaluate_writes_metrics_and_plots(trained, capsys):
     for name in ("f1_score.png", "f1_topics.png", "confusion_score.png"):
         assert (work / "eval" / name).read_bytes()[:4] == b"\x89PNG"
     assert "mean of group macro F1" in capsys.readouterr().out
+
+
+def test_evaluate_without_matplotlib_writes_all_but_the_plots(trained, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    work, trained_output = trained
+    output = shutil.copytree(trained_output, tmp_path / "model")  # evaluate records its scores in the model folder
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    args = ["evaluate", "--model", str(output), "--file", str(work / "train.jsonl"), "--output-dir"]
+    assert main([*args, str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "Skipped the PNG plots: matplotlib is not installed; pip install 'multigroup[plots]'" in out
+    assert f"Wrote {tmp_path / 'eval' / 'metrics.json'}, {output / 'README.md'}\n" in out
+    assert "metrics" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert not list(tmp_path.glob("**/*.png"))
+    assert main([*args, str(tmp_path / "quiet"), "--no-plots"]) == 0
+    assert "Skipped the PNG plots" not in capsys.readouterr().out
 
 
 def test_predict_jsonl_and_csv_keep_ids_and_order(trained, tmp_path):
@@ -227,6 +245,20 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     assert len(set(thresholds)) == 1
 
 
+def test_train_names_the_flag_only_where_it_applies(encoder_dir, tmp_path, capsys):
+    """--ignore-unknown-labels drops unknown validation labels; a training label outside --groups stays an error."""
+    spec = tmp_path / "groups.json"
+    spec.write_text(json.dumps([{"name": "score", "type": "multiclass", "labels": ["bad", "good"]}]))
+    train = write_jsonl(tmp_path / "train.jsonl", [row for row in ROWS if row["score"] != "ok"])
+    args = ["train", "--groups", str(spec), "--model", str(encoder_dir), "--output-dir", str(tmp_path / "m")]
+    assert main([*args, "--train-file", write_jsonl(tmp_path / "all.jsonl", ROWS)]) == 2
+    error = capsys.readouterr().err
+    assert "unknown label 'ok'" in error and "To drop labels" not in error
+    assert main([*args, "--train-file", train, "--validation-file", str(tmp_path / "all.jsonl")]) == 2
+    error = capsys.readouterr().err
+    assert "Row 3: Group `score`: unknown label 'ok'" in error and "pass --ignore-unknown-labels." in error
+
+
 def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, capsys):
     import shutil
 
@@ -234,7 +266,9 @@ def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, cap
     rows = [dict(row, topics=row["topics"] + ["music"]) if i < 3 else row for i, row in enumerate(ROWS)]
     source = write_jsonl(tmp_path / "test.jsonl", rows)
     args = ["evaluate", "--model", str(output), "--file", source, "--output-dir", str(tmp_path / "e"), "--no-plots"]
-    assert main(args) == 2 and "unknown label(s) ['music']" in capsys.readouterr().err
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "unknown label(s) ['music']" in error and "pass --ignore-unknown-labels." in error
     assert main([*args, "--ignore-unknown-labels"]) == 0
     assert "topics: 3 gold label(s) in" in capsys.readouterr().out
     counted = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]["topics_f1_micro"]

@@ -23,8 +23,8 @@ def reference_head(head, config, hidden_states, attention_mask, multiplier):
         pooled = (hidden_states * mask).sum(1) / mask.sum(1)
     else:
         pooled = hidden_states[:, 0]
-    dense_w, dense_b = multiplier * head.dense.weight, multiplier * head.dense.bias
-    out_w, out_b = multiplier * head.out_proj.weight, multiplier * head.out_proj.bias
+    dense_w, dense_b = multiplier * head.hidden.weight, multiplier * head.hidden.bias
+    out_w, out_b = multiplier * head.out.weight, multiplier * head.out.bias
     hidden, logits = config.hidden_size, []
     for i, columns in enumerate(config.group_slices.values()):
         rows = slice(i * hidden, (i + 1) * hidden) if config.per_group_dense else slice(0, hidden)
@@ -45,11 +45,11 @@ def test_the_multiplier_keeps_the_function_at_initialisation():
 @pytest.mark.parametrize("multiplier", [1.0, 30.0])
 def test_the_head_computes_its_weights_times_the_multiplier(multiplier, per_group_dense):
     model = tiny_model(MIXED_GROUPS, head_multiplier=multiplier, per_group_dense=per_group_dense)
-    assert model.head.dense.weight.shape[0] == 32 * (3 if per_group_dense else 1)
+    assert model.classifier.hidden.weight.shape[0] == 32 * (3 if per_group_dense else 1)
     inputs = encode(make_tokenizer())
     with torch.no_grad():
         hidden = model.roberta(**inputs).last_hidden_state
-        expected = reference_head(model.head, model.config, hidden, inputs["attention_mask"], multiplier)
+        expected = reference_head(model.classifier, model.config, hidden, inputs["attention_mask"], multiplier)
         torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -62,11 +62,11 @@ def test_the_head_moves_multiplier_times_faster_while_clipping_sees_the_usual_gr
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-        before = model.head.out_proj.weight.detach() * multiplier
+        before = model.classifier.out.weight.detach() * multiplier
         model(**inputs, labels=labels).loss.backward()
-        grads[multiplier] = model.head.out_proj.weight.grad.clone()
+        grads[multiplier] = model.classifier.out.weight.grad.clone()
         torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0).step()
-        moves[multiplier] = (model.head.out_proj.weight.detach() * multiplier - before).abs().max()
+        moves[multiplier] = (model.classifier.out.weight.detach() * multiplier - before).abs().max()
     torch.testing.assert_close(grads[30.0], grads[1.0], rtol=1e-4, atol=1e-7)  # the gradient dL/dW itself
     assert moves[1.0] == pytest.approx(1e-3, rel=1e-2) and moves[30.0] == pytest.approx(30e-3, rel=1e-2)
 
@@ -79,7 +79,7 @@ def test_a_0_1_0_config_loads_without_multiplier_and_predicts_as_0_1_0():
     inputs = encode(make_tokenizer())
     with torch.no_grad():
         hidden = model.roberta(**inputs).last_hidden_state
-        expected = reference_head(model.head, config, hidden, inputs["attention_mask"], 1.0)
+        expected = reference_head(model.classifier, config, hidden, inputs["attention_mask"], 1.0)
         torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -122,10 +122,10 @@ def test_balanced_model_trains_and_saves_its_running_norms(tmp_path):
     labels = torch.tensor([MultiGroupConfig.encode_labels(model.config, {"global_score": "S2", "emotions": ["E1"],
                                                                          "causes": []})] * len(TEXTS))  # fmt: skip
     model(**encode(make_tokenizer()), labels=labels).loss.backward()
-    assert (model.head.balancer.norms > 0).all()
+    assert (model.classifier.balancer.norms > 0).all()
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForMultiGroupClassification.from_pretrained(tmp_path)
-    assert torch.equal(reloaded.head.balancer.norms, model.head.balancer.norms)
+    assert torch.equal(reloaded.classifier.balancer.norms, model.classifier.balancer.norms)
 
 
 @pytest.fixture
@@ -156,6 +156,6 @@ def test_an_explicit_head_learning_rate_keeps_its_meaning_under_the_multiplier()
         body, head = build_optimizer(model, 1e-4, head_learning_rate=3e-3).param_groups
         # The stored head parameters move at rate / multiplier, so the head's weights move at 3e-3 either way.
         assert body["lr"] == 1e-4 and head["lr"] * multiplier == pytest.approx(3e-3)
-        assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()}
+        assert {id(p) for p in head["params"]} == {id(p) for p in model.classifier.parameters()}
         default_body, default_head = build_optimizer(model, 1e-4).param_groups
         assert default_head["lr"] == default_body["lr"] == 1e-4

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from multigroup.cli import main
 from multigroup.modeling_multigroup import CODE_FILES
+from multigroup.pipeline_multigroup import model_card
 
 from conftest import REPO_ROOT, run_python, tiny_model
 
@@ -94,7 +95,7 @@ def test_tricky_names_round_trip_through_config_card_and_cli(tmp_path):
     make_tokenizer().save_pretrained(tmp_path / "model")
     assert MultiGroupConfig.from_pretrained(tmp_path / "model").groups == model.config.groups
 
-    card = model.config.model_card('acme/"quoted" <model>')
+    card = model_card(model.config, 'acme/"quoted" <model>')
     front_matter = card.split("---")[1]
     assert "<model>" not in card.split("---", 2)[2].split("```")[0]  # HTML escaped in the markdown body
     assert '"acme/\\"quoted\\" <model>"' in front_matter or "model-index" not in front_matter

@@ -54,15 +54,15 @@ def test_normalized_weighting_divides_each_group_by_its_scale():
 
 def test_uncertainty_weighting_learns_one_log_variance_per_group_and_round_trips(tmp_path):
     model = tiny_model(ARTICLE_GROUPS, loss_weighting="uncertainty")
-    assert model.head.log_vars.shape == (3,) and torch.all(model.head.log_vars == 0)
+    assert model.classifier.log_vars.shape == (3,) and torch.all(model.classifier.log_vars == 0)
     with torch.no_grad():
-        model.head.log_vars.copy_(torch.tensor([0.1, -0.2, 0.3]))
+        model.classifier.log_vars.copy_(torch.tensor([0.1, -0.2, 0.3]))
     model.save_pretrained(tmp_path)
     reloaded = type(model).from_pretrained(tmp_path)
-    torch.testing.assert_close(reloaded.head.log_vars, model.head.log_vars)
+    torch.testing.assert_close(reloaded.classifier.log_vars, model.classifier.log_vars)
     logits, labels = torch.randn(2, 27), torch.tensor(labels_for(model.config, [{"global_score": "S1"}] * 2))
-    loss, parts = multi_group_loss(logits, labels, model.config, model.head.log_vars)
-    lv = model.head.log_vars[0]
+    loss, parts = multi_group_loss(logits, labels, model.config, model.classifier.log_vars)
+    lv = model.classifier.log_vars[0]
     torch.testing.assert_close(loss, 0.7 * (torch.exp(-lv) * parts["global_score"] + lv) + 0 * logits.sum())
 
 

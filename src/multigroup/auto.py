@@ -1,4 +1,4 @@
-"""AutoModelForMultiGroupClassification: picks the encoder family from a checkpoint's `model_type`.
+"""AutoModelForMultiGroupClassification: builds the multi-group model of a checkpoint's encoder family.
 
 Importing multigroup also registers `MultiGroupConfig` and this class with transformers' Auto classes, so that
 with multigroup installed, `AutoConfig`, `AutoTokenizer`, `AutoModel` and `pipeline(...)` use the installed code
@@ -8,19 +8,10 @@ for a saved model folder instead of asking to run the folder's copy (`trust_remo
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration_multigroup import MultiGroupConfig
-from .modeling_multigroup import MODEL_FOR_MULTI_GROUP_MAPPING
+from .modeling_multigroup import model_class
 
 _CONFIG_KWARGS = ("groups", "encoder_type", "loss_weighting", "pooling", "head_multiplier", "per_group_dense")
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-
-
-def _model_class(config: MultiGroupConfig) -> type:
-    if config.encoder_type not in MODEL_FOR_MULTI_GROUP_MAPPING:
-        raise ValueError(
-            f"No multi-group model for encoder type `{config.encoder_type}`; supported encoder types are "
-            f"{sorted(MODEL_FOR_MULTI_GROUP_MAPPING)}."
-        )
-    return MODEL_FOR_MULTI_GROUP_MAPPING[config.encoder_type]
 
 
 class AutoModelForMultiGroupClassification:
@@ -51,7 +42,7 @@ class AutoModelForMultiGroupClassification:
 
     @classmethod
     def from_config(cls, config: MultiGroupConfig, **kwargs):
-        return _model_class(config)._from_config(config, **kwargs)
+        return model_class(config.encoder_type)._from_config(config, **kwargs)
 
     _from_config = from_config  # the name transformers' Auto classes call
 
@@ -62,7 +53,8 @@ class AutoModelForMultiGroupClassification:
             config_kwargs = {key: kwargs.pop(key) for key in _CONFIG_KWARGS if key in kwargs}
             hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
             config = MultiGroupConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **config_kwargs)
-        return _model_class(config).from_pretrained(
+        config.require_groups()
+        return model_class(config.encoder_type).from_pretrained(
             pretrained_model_name_or_path, *model_args, config=config, **kwargs
         )
 

@@ -5,6 +5,7 @@ torch and transformers.
 """
 
 import dataclasses
+import inspect
 import json
 import math
 from typing import Any
@@ -39,6 +40,10 @@ _GROUP_KEYS = {
     "loss_scale",
 }
 _BASE_FIELDS = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+_NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map"}
+# Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
+# of `max_position_embeddings` are never used by text.
+_POSITIONS_AFTER_PADDING = {"camembert", "roberta", "xlm-roberta", "xlm-roberta-xl", "mpnet", "data2vec-text", "xmod"}
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
@@ -233,17 +238,27 @@ class MultiGroupConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         if self.encoder_type not in CONFIG_MAPPING:
             raise ValueError(f"`encoder_type` {self.encoder_type!r} is not a transformers model type.")
-        encoder_class = CONFIG_MAPPING[self.encoder_type]
-        for field in dataclasses.fields(encoder_class):
-            if (
-                field.name not in _BASE_FIELDS
-                and field.name not in kwargs
-                and field.default is not dataclasses.MISSING
-            ):
-                kwargs[field.name] = field.default
         kwargs.pop("model_type", None)
+        # The family's own config class checks the encoder's fields and fills in its defaults and derived fields
+        # (ModernBERT's `layer_types` and `rope_parameters`, ...); they are stored here, flat, as they always were.
+        family = CONFIG_MAPPING[self.encoder_type](**kwargs).to_dict()
+        kwargs.update(
+            (key, value) for key, value in family.items() if key not in _BASE_FIELDS and key not in _NOT_ENCODER
+        )
         super().__post_init__(**kwargs)
         self.validate_groups()
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when an attribute is not found: the family's aliases (DistilBERT's `hidden_size` is `dim`)
+        # and derived properties (ModernBERT's `sliding_window`), read from this config's own fields.
+        family = CONFIG_MAPPING[self.__dict__["encoder_type"]] if "encoder_type" in self.__dict__ else None
+        if family is not None and not name.startswith("__"):
+            if name in family.attribute_map:
+                return getattr(self, family.attribute_map[name])
+            member = inspect.getattr_static(family, name, None)
+            if isinstance(member, property):
+                return member.fget(self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def validate_groups(self) -> None:
         """Check every field of the spec; raises `ValueError` naming the group and field."""
@@ -254,7 +269,7 @@ class MultiGroupConfig(PreTrainedConfig):
         multiplier = self.head_multiplier
         if not _is_number(multiplier) or not math.isfinite(multiplier) or multiplier <= 0:
             raise ValueError(f"`head_multiplier` must be a finite number > 0 (1.0 turns it off), got {multiplier!r}.")
-        if self.groups is None:  # the bare default, used by transformers to diff configs
+        if self.groups is None:  # the bare default, or a plain encoder's config read without groups (PEFT does)
             return
         if not isinstance(self.groups, (list, tuple)) or not self.groups:
             raise ValueError(
@@ -268,6 +283,17 @@ class MultiGroupConfig(PreTrainedConfig):
         if duplicates:
             raise ValueError(f"Group names must be unique, got {duplicates} more than once.")
         self.groups = groups
+        # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
+        self.id2label = dict(enumerate(self.column_names))
+        self.label2id = {name: i for i, name in self.id2label.items()}
+
+    def require_groups(self) -> None:
+        """Raise unless the config has groups (a plain encoder's config, read without `groups=`, has none)."""
+        if not self.groups:
+            raise ValueError(
+                f"This checkpoint is a plain `{self.encoder_type}` encoder with no label groups. Pass them: "
+                "from_pretrained(path, groups=[{'name': ..., 'type': ..., 'labels': [...]}, ...])."
+            )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "MultiGroupConfig":
@@ -288,11 +314,6 @@ class MultiGroupConfig(PreTrainedConfig):
                 config_dict[key] = kwargs.pop(key)
         source_type = config_dict.get("model_type", cls.model_type)
         if source_type != cls.model_type:  # a plain encoder checkpoint: keep its hyperparameters, not its head
-            if config_dict.get("groups") is None:
-                raise ValueError(
-                    f"This checkpoint is a plain `{source_type}` encoder with no label groups. Pass them: "
-                    "from_pretrained(path, groups=[{'name': ..., 'type': ..., 'labels': [...]}, ...])."
-                )
             for key in ("architectures", "id2label", "label2id", "problem_type", "num_labels", "auto_map"):
                 config_dict.pop(key, None)
             config_dict["encoder_type"] = source_type
@@ -302,6 +323,8 @@ class MultiGroupConfig(PreTrainedConfig):
             # Written before these fields existed (multigroup 0.1.0): its weights are for the 0.1.0 head.
             config_dict.setdefault("head_multiplier", 1.0)
             config_dict.setdefault("per_group_dense", False)
+            for key in ("id2label", "label2id", "num_labels"):  # derived from the groups
+                config_dict.pop(key, None)
         return super().from_dict(config_dict, **kwargs)
 
     def to_diff_dict(self) -> dict[str, Any]:
@@ -326,73 +349,27 @@ class MultiGroupConfig(PreTrainedConfig):
         return slices
 
     @property
+    def column_names(self) -> list[str]:
+        """One name per logits column: `group:label` for a classification group, the group's name for a regression
+        group."""
+        groups = self.groups or []
+        return [name for g in groups for name in ([f"{g['name']}:{label}" for label in g["labels"]] or [g["name"]])]
+
+    @property
     def num_columns(self) -> int:
         return sum(max(len(group["labels"]), 1) for group in self.groups or [])
 
     @property
     def max_tokens(self) -> int:
         """The longest input the encoder takes; RoBERTa-family position ids start after the padding index."""
-        return self.max_position_embeddings - (0 if self.encoder_type == "bert" else self.pad_token_id + 1)
+        offset = self.pad_token_id + 1 if self.encoder_type in _POSITIONS_AFTER_PADDING else 0
+        return self.max_position_embeddings - offset
 
     def group(self, name: str) -> dict:
         for group in self.groups or []:
             if group["name"] == name:
                 return group
         raise ValueError(f"Unknown group {name!r}; this model's groups are {self.group_names}.")
-
-    # -- model card ------------------------------------------------------------------------------------------------
-
-    def model_card(self, repo_id: str = "your-name/your-model", evaluations: list[dict] | None = None) -> str:
-        """README.md for the Hub: metadata, the label schema of every group, scores when given, and usage.
-
-        `evaluations`: `[{"file", "split", "used_for": [...], "metrics": {...}}]`, the held-out ones first (see
-        `multigroup.hub.record_evaluation`); each table names its data and split, and says when that data also
-        chose the thresholds or the checkpoint (optimistic scores).
-        """
-        base_model = getattr(self, "base_model", None)
-        quote = lambda text: json.dumps(str(text), ensure_ascii=False)  # noqa: E731 - a JSON string is valid YAML
-        cell = lambda text: str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")  # noqa: E731
-        lines = ["---", "library_name: transformers", "pipeline_tag: text-classification", "tags:"]
-        lines += [
-            f"- {tag}" for tag in ("multigroup", "custom_code", "multi-label-classification", "text-classification")
-        ]
-        if base_model:
-            lines.append(f"base_model: {quote(base_model)}")
-        evaluations = evaluations or []
-        lead = evaluations[0] if evaluations else {"metrics": {}}
-        scores = {k: v for k, v in lead["metrics"].items() if k in ("f1_micro", "f1_macro", "mean_f1_macro")}
-        if scores:
-            data, split = quote(lead["file"]), quote(lead["split"])
-            lines += ["model-index:", f"- name: {quote(repo_id)}", "  results:", "  - task:",
-                      "      type: text-classification", "    dataset:", f"      name: {data}", f"      type: {data}",
-                      f"      split: {split}", "    metrics:"]  # fmt: skip
-            lines += [f"    - type: {key}\n      value: {round(float(value), 4)}" for key, value in scores.items()]
-        lines += ["---", "", f"# {cell(repo_id)}", ""]
-        lines.append(
-            f"One `{self.encoder_type}` encoder that predicts {len(self.groups)} label groups at once, trained with "
-            "multigroup." + (f" Base model: `{cell(base_model)}`." if base_model else "")
-        )
-        lines += ["", "## Label groups", "", "| group | type | labels | weight |", "|---|---|---|---|"]
-        for group in self.groups:
-            labels = ", ".join(f"`{cell(label)}`" for label in group["labels"]) or "(a number)"
-            lines.append(f"| `{cell(group['name'])}` | {group['type']} | {labels} | {group['weight']} |")
-        if evaluations:
-            lines += ["", "## Evaluation"]
-        for evaluation in evaluations:
-            used = " and ".join(evaluation.get("used_for") or [])
-            caveat = f"; it also chose the {used}, so these scores are optimistic" if used else ", held out"
-            lines += ["", f"On `{cell(evaluation['file'])}` (split `{cell(evaluation['split'])}`{caveat}):", "",
-                      "| metric | value |", "|---|---|"]  # fmt: skip
-            metrics = evaluation["metrics"]
-            lines += [f"| {cell(k)} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float)]
-        lines += [
-            "", "## Usage", "",
-            "Needs only `transformers>=5`: the model's code ships in this repo. Read it, and pin the commit you read "
-            "with `revision=`.", "", "```python", "from transformers import pipeline", "",
-            f'clf = pipeline("multi-group-classification", model={quote(repo_id)}, trust_remote_code=True)',
-            'clf("Your text here")', "```", "",
-        ]  # fmt: skip
-        return "\n".join(lines)
 
     # -- labels -> row --------------------------------------------------------------------------------------------
 

@@ -128,11 +128,13 @@ def prepare_dataset(
     text_column: str = "text",
     max_length: int | None = None,
     ignore_unknown_labels: bool = False,
+    ignore_option: str | None = "ignore_unknown_labels=True",
 ) -> Dataset:
     """Tokenize `text_column` and encode the group columns into `labels`; pad later with `DataCollatorWithPadding`.
 
     A row whose text is missing or not a string, or whose label is unknown, raises with the row number; with
-    `ignore_unknown_labels=True` unknown labels are dropped instead (a label the training data never saw).
+    `ignore_unknown_labels=True` unknown labels are dropped instead (a label the training data never saw). The
+    unknown-label error suggests passing `ignore_option` (the CLI names its flag; None suggests nothing).
     Group columns absent from the dataset count as missing for every row.
     """
     _require_columns(dataset, [text_column])
@@ -149,7 +151,8 @@ def prepare_dataset(
             try:
                 labels.append(config.encode_labels(example, ignore_unknown_labels=ignore_unknown_labels))
             except (TypeError, ValueError) as error:
-                hint = " (or pass ignore_unknown_labels=True)" if "unknown label" in str(error) else ""
+                known = ignore_option and "unknown label" in str(error)
+                hint = f" To drop labels the model does not know, pass {ignore_option}." if known else ""
                 raise type(error)(f"Row {row}: {error}{hint}") from None
         return {**encoded, "labels": labels}
 

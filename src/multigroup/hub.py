@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from .configuration_multigroup import MultiGroupConfig
+from .pipeline_multigroup import model_card
 
 
 def split_name(file: str | Path) -> str:
@@ -59,7 +60,7 @@ def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
     model_dir = Path(model_dir)
     config = MultiGroupConfig.from_pretrained(model_dir)
     path = model_dir / "README.md"
-    path.write_text(config.model_card(repo_id or model_dir.name, read_evaluations(model_dir)), encoding="utf-8")
+    path.write_text(model_card(config, repo_id or model_dir.name, read_evaluations(model_dir)), encoding="utf-8")
     return path
 
 

@@ -1,9 +1,12 @@
-"""The multi-group head, the combined loss, and one thin model class per encoder family.
+"""The multi-group head, the combined loss, and the model class of any encoder family, built from transformers'.
 
 This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library,
 torch, transformers and the other remote-code files.
 """
 
+import functools
+import inspect
+import logging
 import os
 import re
 import shutil
@@ -14,12 +17,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
-from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
-from transformers.models.camembert.modeling_camembert import CamembertModel, CamembertPreTrainedModel
-from transformers.models.roberta.modeling_roberta import RobertaModel, RobertaPreTrainedModel
-from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaModel, XLMRobertaPreTrainedModel
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
+from transformers.utils import logging as hf_logging
 
 from .configuration_multigroup import MultiGroupConfig
 
@@ -173,14 +176,19 @@ class MultiGroupHead(nn.Module):
 
     def __init__(self, config: MultiGroupConfig):
         super().__init__()
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        config.require_groups()
+        # The families name their dropout differently (DistilBERT: `dropout`; ModernBERT: `classifier_dropout`).
+        names = ("classifier_dropout", "hidden_dropout_prob", "dropout")
+        dropout = next((p for p in (getattr(config, name, None) for name in names) if p is not None), 0.1)
         self.pooling = config.pooling
         self.multiplier = config.head_multiplier
         self.per_group_dense, self.hidden_size = config.per_group_dense, config.hidden_size
         width = config.hidden_size * (len(config.groups) if config.per_group_dense else 1)
-        self.dense = nn.Linear(config.hidden_size, width)
+        # Named unlike any family's own classification head, so that a fine-tuned `...ForSequenceClassification`
+        # checkpoint's head is never loaded into this one.
+        self.hidden = nn.Linear(config.hidden_size, width)
         self.dropout = nn.Dropout(dropout)
-        self.out_proj = nn.Linear(config.hidden_size, config.num_columns)
+        self.out = nn.Linear(config.hidden_size, config.num_columns)
         self.slices = list(config.group_slices.values())
         if config.loss_weighting == "balanced":
             self.balancer = GradientBalancer([group["weight"] for group in config.groups])
@@ -199,8 +207,11 @@ class MultiGroupHead(nn.Module):
         else:
             pooled = hidden_states[:, 0]
         x = self.dropout(pooled)
-        dense_weight, dense_bias = scaled(self.dense.weight, self.multiplier), scaled(self.dense.bias, self.multiplier)
-        weight, bias = scaled(self.out_proj.weight, self.multiplier), scaled(self.out_proj.bias, self.multiplier)
+        dense_weight, dense_bias = (
+            scaled(self.hidden.weight, self.multiplier),
+            scaled(self.hidden.bias, self.multiplier),
+        )
+        weight, bias = scaled(self.out.weight, self.multiplier), scaled(self.out.bias, self.multiplier)
         if not self.per_group_dense:
             x = self.dropout(torch.tanh(F.linear(x, dense_weight, dense_bias)))
             if not (hasattr(self, "balancer") and self.training):
@@ -216,11 +227,21 @@ class MultiGroupHead(nn.Module):
 
 
 class MultiGroupModelMixin:
-    """The shared forward, initialisation and saving; each family class only builds its encoder and the head."""
+    """The encoder of the config's family (under the family's own attribute name, so that its checkpoints load with
+    or without their prefix) and the head; the forward, initialisation, loading and saving of every family."""
 
     config_class = MultiGroupConfig
     # Trainer scales the loss by gradient-accumulation steps when `forward` takes **kwargs; this loss is a mean.
     accepts_loss_kwargs = False
+    _encoder_class: type  # set per family by `model_class`
+    _encoder_inputs: frozenset  # the forward arguments that family's encoder takes
+
+    def __init__(self, config: MultiGroupConfig):
+        super().__init__(config)
+        options = {"add_pooling_layer": False} if "add_pooling_layer" in _parameters(self._encoder_class) else {}
+        setattr(self, self.base_model_prefix, self._encoder_class(config, **options))
+        self.classifier = MultiGroupHead(config)
+        self.post_init()
 
     def forward(
         self,
@@ -239,43 +260,81 @@ class MultiGroupModelMixin:
             Flat targets from `config.encode_labels`: one-hot for multiclass groups, multi-hot for multilabel groups,
             the value for regression groups, `nan` for a group an example does not carry.
         """
-        outputs = self.base_model(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
-        logits = self.head(outputs.last_hidden_state, attention_mask)
+        inputs = {"attention_mask": attention_mask, "token_type_ids": token_type_ids, "position_ids": position_ids,
+                  "inputs_embeds": inputs_embeds, "output_attentions": output_attentions,
+                  "output_hidden_states": output_hidden_states}  # fmt: skip
+        if token_type_ids is not None and "token_type_ids" not in self._encoder_inputs and token_type_ids.any():
+            raise ValueError(
+                f"A `{self.config.encoder_type}` encoder has no token types, but `token_type_ids` were given: drop "
+                "them (this encoder's tokenizer does not return them)."
+            )
+        outputs = self.base_model(input_ids, **{k: v for k, v in inputs.items() if k in self._encoder_inputs})
+        logits = self.classifier(outputs[0], attention_mask)
 
         loss = group_losses = None
         if labels is not None:
-            loss, group_losses = multi_group_loss(logits, labels, self.config, getattr(self.head, "log_vars", None))
+            log_vars = getattr(self.classifier, "log_vars", None)
+            loss, group_losses = multi_group_loss(logits, labels, self.config, log_vars)
 
         output = MultiGroupClassifierOutput(
             loss=loss,
             logits=logits,
             group_losses=group_losses,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
         )
         return output if return_dict is not False else output.to_tuple()
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        head = getattr(self, "head", None)
-        if head is not None and any(module is linear for linear in (head.dense, head.out_proj)):
+        head = getattr(self, "classifier", None)
+        if isinstance(head, MultiGroupHead) and any(module is linear for linear in (head.hidden, head.out)):
             # Stored divided by the multiplier (see MultiGroupHead): the family's init for the product.
-            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range / head.multiplier)
+            std = getattr(self.config, "initializer_range", 0.02)
+            init.normal_(module.weight, mean=0.0, std=std / head.multiplier)
             init.zeros_(module.bias)
         if isinstance(module, MultiGroupHead) and hasattr(module, "log_vars"):
             init.zeros_(module.log_vars)
         if isinstance(module, GradientBalancer):
             init.zeros_(module.norms)
+
+    @classmethod
+    def _from_config(cls, config: MultiGroupConfig, **kwargs):
+        family = model_class(config.encoder_type)  # the Auto classes may call another family's class
+        return super()._from_config(config, **kwargs) if family is cls else family._from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load a saved multigroup model, or a plain checkpoint of the family's encoder with a new head.
+
+        Either way transformers' table of loading details is replaced by one line: for a plain checkpoint, which
+        head is new and what of the checkpoint was left out (its own pooler or head); for a saved multigroup model,
+        nothing unless a weight is missing or unused.
+        """
+        hub = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        found = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub)[0]
+        saved = found.get("model_type") == cls.config_class.model_type
+        config = kwargs.get("config")
+        family = (
+            config.encoder_type if isinstance(config, cls.config_class) else found.get("encoder_type", "camembert")
+        )
+        family = family if saved or isinstance(config, cls.config_class) else found.get("model_type")
+        if model_class(family) is not cls:  # transformers' Auto classes keep the first class they saw for a config
+            return model_class(family).from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if saved:  # multigroup <= 0.2 named the head `head`, with `dense` and `out_proj` layers
+            kwargs.setdefault("key_mapping", _LEGACY_KEYS)
+        wants_info = kwargs.pop("output_loading_info", False)
+        with _load_report_hidden():
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        # transformers would write renamed keys back under their old names when saving: keep the new ones.
+        conversions = getattr(model, "_weight_conversions", None)
+        if conversions:
+            model._weight_conversions = [c for c in conversions if getattr(c, "source_patterns", None) not in _LEGACY]
+        _report_loading(model, pretrained_model_name_or_path, info, saved)
+        return (model, info) if wants_info else model
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push weights, config, code files and the multigroup model card to a Hub repo, in one commit."""
@@ -320,59 +379,99 @@ class MultiGroupModelMixin:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-class BertForMultiGroupClassification(MultiGroupModelMixin, BertPreTrainedModel):
-    config: MultiGroupConfig
-
-    def __init__(self, config: MultiGroupConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.head = MultiGroupHead(config)
-        self.post_init()
-
-
-class CamembertForMultiGroupClassification(MultiGroupModelMixin, CamembertPreTrainedModel):
-    config: MultiGroupConfig
-
-    def __init__(self, config: MultiGroupConfig):
-        super().__init__(config)
-        self.roberta = CamembertModel(config, add_pooling_layer=False)
-        self.head = MultiGroupHead(config)
-        self.post_init()
-
-
-class RobertaForMultiGroupClassification(MultiGroupModelMixin, RobertaPreTrainedModel):
-    config: MultiGroupConfig
-
-    def __init__(self, config: MultiGroupConfig):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.head = MultiGroupHead(config)
-        self.post_init()
-
-
-class XLMRobertaForMultiGroupClassification(MultiGroupModelMixin, XLMRobertaPreTrainedModel):
-    config: MultiGroupConfig
-
-    def __init__(self, config: MultiGroupConfig):
-        super().__init__(config)
-        self.roberta = XLMRobertaModel(config, add_pooling_layer=False)
-        self.head = MultiGroupHead(config)
-        self.post_init()
-
-
-MODEL_FOR_MULTI_GROUP_MAPPING = {
-    "bert": BertForMultiGroupClassification,
-    "camembert": CamembertForMultiGroupClassification,
-    "roberta": RobertaForMultiGroupClassification,
-    "xlm-roberta": XLMRobertaForMultiGroupClassification,
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+_LEGACY_KEYS = {
+    r"^head\.dense\.": "classifier.hidden.",
+    r"^head\.out_proj\.": "classifier.out.",
+    r"^head\.": "classifier.",
 }
+_LEGACY = [[pattern] for pattern in _LEGACY_KEYS]
+_REPORTED = ("LOAD REPORT", "Some weights of")  # transformers 5's table, and transformers 4's two paragraphs
+logger = hf_logging.get_logger(__name__)
 
-__all__ = [
-    "BertForMultiGroupClassification",
-    "CamembertForMultiGroupClassification",
-    "MODEL_FOR_MULTI_GROUP_MAPPING",
-    "MultiGroupClassifierOutput",
-    "RobertaForMultiGroupClassification",
-    "XLMRobertaForMultiGroupClassification",
-    "multi_group_loss",
-]
+
+class _load_report_hidden:
+    """Hide transformers' own report of missing and unexpected weights while a model loads."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("transformers.modeling_utils")
+        self.logger.addFilter(self.keep)
+
+    def __exit__(self, *exc):
+        self.logger.removeFilter(self.keep)
+
+    @staticmethod
+    def keep(record: logging.LogRecord) -> bool:
+        return not any(text in str(record.msg) for text in _REPORTED)
+
+
+def _report_loading(model, source, info: dict, saved: bool) -> None:
+    missing, unused = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
+    new = [key for key in missing if key.startswith("classifier.")]
+    missing = [key for key in missing if key not in new]
+    if missing:
+        logger.warning(f"These weights were not in {source} and are randomly initialised: {', '.join(missing)}.")
+    if saved:
+        if new or unused:
+            logger.warning(
+                f"{source} does not match this model: missing {new or 'nothing'}, unused {unused or 'nothing'}."
+            )
+        return
+    left_out = f"; left out the checkpoint's own {', '.join(unused)}" if unused else ""
+    config = model.config
+    logger.warning(
+        f"New multi-group head for {config.group_names} on the `{config.encoder_type}` encoder of {source} (train it "
+        f"before use){left_out}."
+    )
+
+
+def _parameters(function) -> set[str]:
+    return set(inspect.signature(function).parameters)
+
+
+def encoder_class(encoder_type: str) -> type:
+    """transformers' encoder class (`AutoModel`'s) of an encoder-only model type, e.g. `BertModel` for `"bert"`."""
+    if encoder_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or encoder_type not in MODEL_MAPPING_NAMES:
+        raise ValueError(
+            f"No multi-group model for encoder type `{encoder_type}`: multigroup puts its head on an encoder-only "
+            "(masked language model) type of transformers, such as bert, deberta-v2, modernbert or xlm-roberta."
+        )
+    return AutoModel._model_mapping[CONFIG_MAPPING[encoder_type]]
+
+
+@functools.cache
+def model_class(encoder_type: str) -> type:
+    """The multi-group model class of an encoder family, e.g. `DebertaV2ForMultiGroupClassification`.
+
+    It subclasses the family's own `...PreTrainedModel`, so it keeps the family's weight initialisation, its
+    checkpoint prefix (`bert`, `roberta`, `deberta`, `model`, ...) and what it supports (SDPA, gradient
+    checkpointing, ...); `MultiGroupModelMixin` adds the head, the loss and the saving.
+    """
+    encoder = encoder_class(encoder_type)
+    family = next(base for base in encoder.__mro__ if PreTrainedModel in base.__bases__)
+    takes = _parameters(encoder.forward)
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(encoder.forward).parameters.values()):
+        takes |= {"output_attentions", "output_hidden_states"}  # transformers 5 passes these as keyword arguments
+    name = encoder.__name__.removesuffix("Model") + "ForMultiGroupClassification"
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": name,
+        "_encoder_class": encoder,
+        "_encoder_inputs": frozenset(takes),
+    }
+    return type(name, (MultiGroupModelMixin, family), namespace)
+
+
+def __getattr__(name: str) -> type:
+    """`<Family>ForMultiGroupClassification` (`CamembertForMultiGroupClassification`, ...), as a saved config's
+    `auto_map` names it; built on first use, so that importing this file imports no encoder family."""
+    if name.endswith("ForMultiGroupClassification"):
+        wanted = name.removesuffix("ForMultiGroupClassification") + "Model"
+        for encoder_type, class_name in MODEL_MAPPING_NAMES.items():
+            if wanted == class_name or (isinstance(class_name, (list, tuple)) and wanted in class_name):
+                return model_class(encoder_type)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# `<Family>ForMultiGroupClassification` names are provided by `__getattr__`.
+__all__ = ["MultiGroupClassifierOutput", "encoder_class", "model_class", "multi_group_loss"]

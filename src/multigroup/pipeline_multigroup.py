@@ -4,6 +4,7 @@ This file is remote code: `save_pretrained` copies it next to the weights, so it
 torch, transformers and the other remote-code files.
 """
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,57 @@ def _check_texts(inputs: Any) -> list[str]:
     raise TypeError(f"The pipeline takes a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
 
 
+def model_card(config, repo_id: str = "your-name/your-model", evaluations: list[dict] | None = None) -> str:
+    """README.md for the Hub: metadata, the label schema of every group, scores when given, and usage.
+
+    `evaluations`: `[{"file", "split", "used_for": [...], "metrics": {...}}]`, the held-out ones first (see
+    `multigroup.hub.record_evaluation`); each table names its data and split, and says when that data also
+    chose the thresholds or the checkpoint (optimistic scores).
+    """
+    base_model = getattr(config, "base_model", None)
+    quote = lambda text: json.dumps(str(text), ensure_ascii=False)  # noqa: E731 - a JSON string is valid YAML
+    cell = lambda text: str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")  # noqa: E731
+    lines = ["---", "library_name: transformers", "pipeline_tag: text-classification", "tags:"]
+    lines += [f"- {tag}" for tag in ("multigroup", "custom_code", "multi-label-classification", "text-classification")]
+    if base_model:
+        lines.append(f"base_model: {quote(base_model)}")
+    evaluations = evaluations or []
+    lead = evaluations[0] if evaluations else {"metrics": {}}
+    scores = {k: v for k, v in lead["metrics"].items() if k in ("f1_micro", "f1_macro", "mean_f1_macro")}
+    if scores:
+        data, split = quote(lead["file"]), quote(lead["split"])
+        lines += ["model-index:", f"- name: {quote(repo_id)}", "  results:", "  - task:",
+                  "      type: text-classification", "    dataset:", f"      name: {data}", f"      type: {data}",
+                  f"      split: {split}", "    metrics:"]  # fmt: skip
+        lines += [f"    - type: {key}\n      value: {round(float(value), 4)}" for key, value in scores.items()]
+    lines += ["---", "", f"# {cell(repo_id)}", ""]
+    lines.append(
+        f"One `{config.encoder_type}` encoder that predicts {len(config.groups)} label groups at once, trained with "
+        "multigroup." + (f" Base model: `{cell(base_model)}`." if base_model else "")
+    )
+    lines += ["", "## Label groups", "", "| group | type | labels | weight |", "|---|---|---|---|"]
+    for group in config.groups:
+        labels = ", ".join(f"`{cell(label)}`" for label in group["labels"]) or "(a number)"
+        lines.append(f"| `{cell(group['name'])}` | {group['type']} | {labels} | {group['weight']} |")
+    if evaluations:
+        lines += ["", "## Evaluation"]
+    for evaluation in evaluations:
+        used = " and ".join(evaluation.get("used_for") or [])
+        caveat = f"; it also chose the {used}, so these scores are optimistic" if used else ", held out"
+        lines += ["", f"On `{cell(evaluation['file'])}` (split `{cell(evaluation['split'])}`{caveat}):", "",
+                  "| metric | value |", "|---|---|"]  # fmt: skip
+        metrics = evaluation["metrics"]
+        lines += [f"| {cell(k)} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float)]
+    lines += [
+        "", "## Usage", "",
+        "Needs only `transformers>=5`: the model's code ships in this repo. Read it, and pin the commit you read "
+        "with `revision=`.", "", "```python", "from transformers import pipeline", "",
+        f'clf = pipeline("multi-group-classification", model={quote(repo_id)}, trust_remote_code=True)',
+        'clf("Your text here")', "```", "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
 def push_to_hub_with_card(save_pretrained, config, repo_id: str, commit_message: str | None = None,
                           private: bool | None = None, token=None, revision: str | None = None,
                           create_pr: bool = False, **save_kwargs):  # fmt: skip
@@ -40,7 +92,7 @@ def push_to_hub_with_card(save_pretrained, config, repo_id: str, commit_message:
     repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
     with tempfile.TemporaryDirectory() as folder:
         save_pretrained(folder, **save_kwargs)
-        (Path(folder) / "README.md").write_text(config.model_card(repo_id), encoding="utf-8")
+        (Path(folder) / "README.md").write_text(model_card(config, repo_id), encoding="utf-8")
         return api.upload_folder(
             repo_id=repo_id, folder_path=folder, commit_message=commit_message or "Upload multigroup model",
             token=token, revision=revision, create_pr=create_pr,

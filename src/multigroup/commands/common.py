@@ -41,8 +41,9 @@ def labelled_logits(args):
     model, tokenizer = load_model(args.model)
     table = load_table(args.file)
     encoded = prepare_dataset(
-        table, tokenizer, model.config, args.text_column, ignore_unknown_labels=args.ignore_unknown_labels
-    )
+        table, tokenizer, model.config, args.text_column, ignore_unknown_labels=args.ignore_unknown_labels,
+        ignore_option="--ignore-unknown-labels",
+    )  # fmt: skip
     logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
     missed = unseen_label_counts(model.config, table) if args.ignore_unknown_labels else {}
     return model, logits, np.array(encoded["labels"], dtype=np.float32), missed

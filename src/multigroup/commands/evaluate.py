@@ -8,7 +8,7 @@ def register(parser) -> None:
 
     add_labelled_file_arguments(parser, "JSONL, CSV or parquet with the text and group columns")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures (they need matplotlib)")
 
 
 def run(args, extra: list[str]) -> int:
@@ -39,7 +39,15 @@ def run(args, extra: list[str]) -> int:
     if Path(args.model).is_dir():  # the card leads with held-out scores
         record_evaluation(args.model, evaluation)
         written.append(Path(args.model) / "README.md")
-    if not args.no_plots:
+    plotting = not args.no_plots
+    if plotting:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            plotting = False
+            print("Skipped the PNG plots: matplotlib is not installed; pip install 'multigroup[plots]' for them, "
+                  "or pass --no-plots to silence this.")  # fmt: skip
+    if plotting:
         for name, rows in report.items():
             written.append(plots.f1_bars(name, rows, output / f"f1_{name}.png"))
         predictions = config.group_predictions(logits)

@@ -106,7 +106,8 @@ def run(args, extra: list[str]) -> int:
     )
     model.config.base_model = args.model
     config = model.config
-    train = prepare_dataset(train_table, tokenizer, config, args.text_column, args.max_length)
+    # --ignore-unknown-labels covers the validation file only: a training label outside --groups is an error.
+    train = prepare_dataset(train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None)
     train_labels = np.array(train["labels"], dtype=np.float32)
     if args.loss_weighting != "fixed":  # under "balanced" the scales only make the logged losses comparable
         fit_loss_scales(config, train_labels)
@@ -116,7 +117,7 @@ def run(args, extra: list[str]) -> int:
     if args.validation_file:
         validation = prepare_dataset(
             load_table(args.validation_file), tokenizer, config, args.text_column, args.max_length,
-            ignore_unknown_labels=args.ignore_unknown_labels,
+            ignore_unknown_labels=args.ignore_unknown_labels, ignore_option="--ignore-unknown-labels",
         )  # fmt: skip
 
     rule = "fixed" if args.no_tune_thresholds else args.thresholds
