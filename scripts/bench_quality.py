@@ -13,6 +13,8 @@ all on MiniLM, the same epochs, batch size (8, TrainingArguments' default) and s
   single           the recipe, one model per group
   joint_shared_dense  the recipe with one dense layer shared by every group (`per_group_dense=False`, as in 0.1.0)
   joint_normalized    the recipe with the 0.1.0 balancing (`loss_weighting="normalized"` + `fit_loss_scales`)
+  lora             the recipe with LoRA adapters (PEFT, r=8 on every attention and feed-forward layer) instead of
+                   fine-tuning the encoder: adapters at 1e-3, the head at the recipe's head rate; merged to predict
 Each trained model is also scored with every threshold rule (`multigroup.thresholds.RULES`), tuned on validation.
 Scoring follows the official SemEval scorer: a gold label the model has no column for (seen only in test) counts
 as a miss. Logits are cached under --cache-dir: a rerun scores them again without training (--retrain forces it).
@@ -32,7 +34,8 @@ from pathlib import Path
 LEARNING_RATE = 1e-4  # the recipe's encoder rate (the head moves `head_multiplier` times faster)
 BATCH_SIZE = 8  # TrainingArguments' default, so `multigroup train`'s too (--batch-size changes it)
 MAX_LENGTH = 128
-ARMS = ["plain", "joint", "single", "joint_shared_dense", "joint_normalized"]
+LORA_LEARNING_RATE = 1e-3  # adapters start at zero and are few: they want a higher rate than the whole encoder
+ARMS = ["plain", "joint", "single", "joint_shared_dense", "joint_normalized", "lora"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -78,9 +81,24 @@ def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, s
             "/tmp/bench_quality", learning_rate=LEARNING_RATE, warmup_steps=0.06,
             train_sampling_strategy="group_by_length", **common,
         )  # fmt: skip
+    optimizers = (None, None)
+    if arm == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        from multigroup.training import build_optimizer
+
+        lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "key", "value", "dense"])
+        model = get_peft_model(model, lora)
+        trainable, total = model.get_nb_trainable_parameters()
+        print(f"lora: {trainable} trainable parameters of {total} ({trainable / total:.1%})", flush=True)
+        head_rate = LEARNING_RATE * model.config.head_multiplier  # what the head moves at in the other arms
+        optimizers = (build_optimizer(model, LORA_LEARNING_RATE, head_learning_rate=head_rate), None)
     start = time.perf_counter()
-    Trainer(model, args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer)).train()
+    collator = DataCollatorWithPadding(tokenizer)
+    Trainer(model, args, train_dataset=train, data_collator=collator, optimizers=optimizers).train()
     seconds = time.perf_counter() - start
+    if arm == "lora":
+        model = model.merge_and_unload()
     splits = ("validation", "test")
     logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64, MAX_LENGTH) for split in splits}
     return logits, seconds

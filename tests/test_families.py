@@ -158,3 +158,26 @@ def test_an_unsupported_model_type_is_refused_by_name():
 
     with pytest.raises(ValueError, match="No multi-group model for encoder type `gpt2`.*encoder-only"):
         encoder_class("gpt2")
+
+
+def test_loading_a_plain_checkpoint_says_in_one_line_that_the_head_is_new(tmp_path):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    save_plain("roberta", AutoModelForSequenceClassification, tmp_path)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    root = logging.getLogger("transformers")
+    root.addHandler(handler)
+    hf_logging.set_verbosity_warning()
+    try:
+        AutoModelForMultiGroupClassification.from_pretrained(tmp_path, groups=MIXED_GROUPS)
+    finally:
+        hf_logging.set_verbosity_error()
+        root.removeHandler(handler)
+    messages = [record.getMessage() for record in records if record.levelno >= logging.WARNING]
+    assert len(messages) == 1 and "LOAD REPORT" not in messages[0], messages
+    assert "New multi-group head for ['score', 'topics', 'stars'] on the `roberta` encoder" in messages[0]
+    assert "left out the checkpoint's own classifier.dense.bias" in messages[0]

@@ -99,3 +99,48 @@ def test_resumed_training_ends_with_the_same_weights(tmp_path):
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["bert", "camembert"])
+def test_a_model_saved_by_multigroup_0_2_with_its_head_named_head_loads_and_predicts_the_same(family, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_model(MIXED_GROUPS, family, loss_weighting="uncertainty")
+    model.save_pretrained(tmp_path / "old")
+    weights = tmp_path / "old" / "model.safetensors"
+    old_names = {"classifier.hidden.": "head.dense.", "classifier.out.": "head.out_proj.", "classifier.": "head."}
+    renamed = {}
+    for key, value in load_file(weights).items():
+        prefix = next((p for p in old_names if key.startswith(p)), None)
+        renamed[old_names[prefix] + key[len(prefix) :] if prefix else key] = value
+    assert {"head.dense.weight", "head.out_proj.bias", "head.log_vars"} <= set(renamed)
+    save_file(renamed, weights, metadata={"format": "pt"})
+
+    reloaded, info = AutoModelForMultiGroupClassification.from_pretrained(tmp_path / "old", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    inputs = encode(make_tokenizer(family))
+    with torch.no_grad():
+        assert torch.equal(model.eval()(**inputs).logits, reloaded.eval()(**inputs).logits)
+    torch.testing.assert_close(reloaded.classifier.log_vars, model.classifier.log_vars)
+    reloaded.save_pretrained(tmp_path / "new")  # saved again under today's names
+    assert not [key for key in load_file(tmp_path / "new" / "model.safetensors") if key.startswith("head.")]
+
+
+def test_id2label_names_every_column_and_is_derived_from_the_groups(tmp_path):
+    import json
+
+    model = tiny_model(MIXED_GROUPS)
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    names = ["score:bad", "score:ok", "score:good", "topics:food", "topics:service", "topics:price", "stars"]
+    assert saved["id2label"] == {str(i): name for i, name in enumerate(names)}
+    assert saved["label2id"] == {name: i for i, name in enumerate(names)}
+    config = MultiGroupConfig.from_pretrained(tmp_path)
+    assert config.num_labels == config.num_columns == model(**encode(make_tokenizer())).logits.shape[1] == 7
+    for i, name in config.id2label.items():  # each column's name says its group and label
+        group, _, label = name.partition(":")
+        assert config.group_slices[group].start <= i < config.group_slices[group].stop
+        assert label == (config.group(group)["labels"][i - config.group_slices[group].start] if label else "")
+    saved["id2label"] = {"0": "LABEL_0", "1": "LABEL_1"}  # a stale or hand-edited copy is never read back
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert MultiGroupConfig.from_pretrained(tmp_path).id2label == config.id2label

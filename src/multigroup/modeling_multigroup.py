@@ -387,7 +387,8 @@ _LEGACY_KEYS = {
 }
 _LEGACY = [[pattern] for pattern in _LEGACY_KEYS]
 _REPORTED = ("LOAD REPORT", "Some weights of")  # transformers 5's table, and transformers 4's two paragraphs
-logger = hf_logging.get_logger(__name__)
+# A child of transformers' logger: it replaces transformers' own load report, and obeys its verbosity.
+logger = hf_logging.get_logger("transformers.multigroup")
 
 
 class _load_report_hidden:

@@ -45,8 +45,9 @@ def build_optimizer(
     weights themselves move at; None keeps the multiplier's. Trainer's scheduler scales both rates alike.
     """
     multiplier = getattr(model.config, "head_multiplier", 1.0)
-    head = [param for name, param in model.named_parameters() if name.startswith("classifier.")]
-    body = [param for name, param in model.named_parameters() if not name.startswith("classifier.")]
+    trainable = [(name, param) for name, param in model.named_parameters() if param.requires_grad]  # LoRA: adapters
+    head = [param for name, param in trainable if "classifier" in name.split(".")]  # also inside a PEFT wrapper
+    body = [param for name, param in trainable if "classifier" not in name.split(".")]
     head_rate = learning_rate if head_learning_rate is None else head_learning_rate / multiplier
     groups = [{"params": body, "lr": learning_rate}, {"params": head, "lr": head_rate}]
     return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
