@@ -8,7 +8,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
-from multigroup.modeling_multigroup import GradientBalancer
+from multigroup.head_multigroup import GradientBalancer
 
 from conftest import ARTICLE_GROUPS, MIXED_GROUPS, TEXTS, WORDS, encode, make_tokenizer, tiny_model
 

@@ -1,7 +1,8 @@
-"""MultiGroupConfig: the group spec, its validation, the logits layout, label encoding and decoding.
+"""MultiGroupConfig: the groups (checked by `spec_multigroup`), the encoder's fields, the logits layout and label
+encoding; decoding comes from `decoding_multigroup`.
 
 This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library,
-torch and transformers.
+torch, transformers and the other remote-code files.
 """
 
 import dataclasses
@@ -10,10 +11,12 @@ import json
 import math
 from typing import Any
 
-import torch
 import transformers
 from transformers import PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+from .decoding_multigroup import DecodingMixin
+from .spec_multigroup import MISSING, is_number, normalize_group
 
 if int(transformers.__version__.split(".")[0]) < 5:
     raise ImportError(
@@ -21,130 +24,14 @@ if int(transformers.__version__.split(".")[0]) < 5:
         "Upgrade it with: pip install -U 'transformers>=5,<6'"
     )
 
-GROUP_TYPES = ("multiclass", "multilabel", "regression")
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean")
-# Before any tuning: 0.5 under-predicts rare labels; 0.3 scored better in micro- and macro-F1 on the validation
-# sets of both SemEval-2016 benchmarks (untuned joint and plain-path models). `multigroup.thresholds` tunes them.
-DEFAULT_THRESHOLD = 0.3
-MISSING = float("nan")  # the marker of a group absent from an example, in every column of that group
-_GROUP_KEYS = {
-    "name",
-    "type",
-    "labels",
-    "weight",
-    "threshold",
-    "allow_empty",
-    "class_weight",
-    "pos_weight",
-    "loss_scale",
-}
 _BASE_FIELDS = {f.name for f in dataclasses.fields(PreTrainedConfig)}
 _NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map"}
 # Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
 # of `max_position_embeddings` are never used by text.
 _POSITIONS_AFTER_PADDING = {"camembert", "roberta", "xlm-roberta", "xlm-roberta-xl", "mpnet", "data2vec-text", "xmod"}
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_positive_list(group: dict, key: str, size: int) -> None:
-    values = group.get(key)
-    if values is None:
-        return
-    if not isinstance(values, (list, tuple)) or len(values) != size:
-        raise ValueError(
-            f"Group `{group['name']}`: `{key}` must be a list of {size} numbers (one per label), got {values!r}."
-        )
-    if not all(_is_number(v) and math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"Group `{group['name']}`: every `{key}` value must be a finite number > 0, got {values!r}.")
-    group[key] = [float(v) for v in values]
-
-
-def _check_threshold(name: str, threshold: Any, num_labels: int, where: str = "`threshold`") -> float | list[float]:
-    values = threshold if isinstance(threshold, (list, tuple)) else [threshold]
-    if isinstance(threshold, (list, tuple)) and len(values) != num_labels:
-        raise ValueError(
-            f"Group `{name}`: {where} has {len(values)} values but the group has {num_labels} labels; give one "
-            "probability for the whole group or exactly one per label."
-        )
-    for value in values:
-        if not _is_number(value) or not 0 < value < 1:
-            raise ValueError(f"Group `{name}`: {where} must be a probability strictly between 0 and 1, got {value!r}.")
-    return [float(v) for v in values] if isinstance(threshold, (list, tuple)) else float(threshold)
-
-
-def normalize_group(group: Any, index: int) -> dict:
-    """Validate one group mapping and return it in canonical form (every field explicit)."""
-    if not isinstance(group, dict):
-        raise TypeError(
-            f"Group #{index} must be a dict like {{'name': ..., 'type': ..., 'labels': [...]}}, got {group!r}."
-        )
-    name = group.get("name")
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(
-            f"Group #{index}: `name` must be an identifier-like string (letters, digits, underscores; it becomes a "
-            f"key in outputs and metric names), got {name!r}."
-        )
-    unknown = set(group) - _GROUP_KEYS
-    if unknown:
-        raise ValueError(
-            f"Group `{name}`: unknown field(s) {sorted(unknown)}; allowed fields are {sorted(_GROUP_KEYS)}."
-        )
-    kind = group.get("type")
-    if kind not in GROUP_TYPES:
-        raise ValueError(
-            f"Group `{name}`: `type` must be one of {list(GROUP_TYPES)}, got {kind!r}. If this config was written "
-            "by a newer multigroup, upgrade multigroup or load the code files saved with it."
-        )
-    out = {"name": name, "type": kind}
-
-    labels = group.get("labels")
-    if kind == "regression":
-        if labels:
-            raise ValueError(f"Group `{name}`: a regression group has no `labels`, got {labels!r}; remove them.")
-        out["labels"] = []
-    else:
-        minimum = 2 if kind == "multiclass" else 1
-        if not isinstance(labels, (list, tuple)) or len(labels) < minimum:
-            raise ValueError(
-                f"Group `{name}`: a {kind} group needs a list of at least {minimum} labels, got {labels!r}."
-            )
-        bad = [label for label in labels if not isinstance(label, str) or not label]
-        if bad:
-            raise ValueError(f"Group `{name}`: labels must be non-empty strings, got {bad!r}; write them as str.")
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise ValueError(f"Group `{name}`: duplicate labels {duplicates}; each label must appear once.")
-        out["labels"] = list(labels)
-
-    weight = group.get("weight", 1.0)
-    if not _is_number(weight) or not math.isfinite(weight) or weight < 0:
-        raise ValueError(f"Group `{name}`: `weight` must be a finite number >= 0, got {weight!r}.")
-    out["weight"] = float(weight)
-    scale = group.get("loss_scale", 1.0)
-    if not _is_number(scale) or not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"Group `{name}`: `loss_scale` must be a finite number > 0, got {scale!r}.")
-    out["loss_scale"] = float(scale)
-
-    extra = {"multiclass": {"class_weight"}, "multilabel": {"threshold", "allow_empty", "pos_weight"}}.get(kind, set())
-    misplaced = (set(group) & {"threshold", "allow_empty", "class_weight", "pos_weight"}) - extra
-    if misplaced:
-        raise ValueError(f"Group `{name}`: {sorted(misplaced)} do not apply to a {kind} group; remove them.")
-    if kind == "multilabel":
-        out["threshold"] = _check_threshold(name, group.get("threshold", DEFAULT_THRESHOLD), len(out["labels"]))
-        allow_empty = group.get("allow_empty", True)
-        if not isinstance(allow_empty, bool):
-            raise ValueError(f"Group `{name}`: `allow_empty` must be True or False, got {allow_empty!r}.")
-        out["allow_empty"] = allow_empty
-    for key in extra & {"class_weight", "pos_weight"}:
-        if group.get(key) is not None:
-            out[key] = group[key]
-            _check_positive_list(out, key, len(out["labels"]))
-    return out
 
 
 def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
@@ -164,7 +51,7 @@ def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
     return "cls" if modes.get("pooling_mode_cls_token") else None
 
 
-class MultiGroupConfig(PreTrainedConfig):
+class MultiGroupConfig(DecodingMixin, PreTrainedConfig):
     r"""
     Configuration of a model that predicts several label groups from one text encoder.
 
@@ -267,7 +154,7 @@ class MultiGroupConfig(PreTrainedConfig):
         if self.pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {list(POOLINGS)}, got {self.pooling!r}.")
         multiplier = self.head_multiplier
-        if not _is_number(multiplier) or not math.isfinite(multiplier) or multiplier <= 0:
+        if not is_number(multiplier) or not math.isfinite(multiplier) or multiplier <= 0:
             raise ValueError(f"`head_multiplier` must be a finite number > 0 (1.0 turns it off), got {multiplier!r}.")
         if self.groups is None:  # the bare default, or a plain encoder's config read without groups (PEFT does)
             return
@@ -387,7 +274,7 @@ class MultiGroupConfig(PreTrainedConfig):
             if value is None:
                 row.extend([MISSING] * max(len(labels), 1))
             elif kind == "regression":
-                if not _is_number(value) or not math.isfinite(value):
+                if not is_number(value) or not math.isfinite(value):
                     raise ValueError(f"Group `{name}` (regression) needs a finite number, got {value!r}.")
                 row.append(float(value))
             elif kind == "multiclass":
@@ -411,99 +298,6 @@ class MultiGroupConfig(PreTrainedConfig):
                     raise ValueError(f"Group `{name}`: unknown label(s) {unknown}; known labels are {labels}.")
                 row.extend(1.0 if label in value else 0.0 for label in labels)
         return row
-
-    # -- logits -> predictions ------------------------------------------------------------------------------------
-
-    def group_predictions(self, logits: Any, threshold: float | dict | None = None) -> dict[str, dict]:
-        """The decision rule, the one place it lives: scores and choices per group for a `(n, num_columns)` array.
-
-        Returns, per group name: multiclass `{"scores": (n, k) softmax, "index": (n,) argmax}`; multilabel
-        `{"scores": (n, k) sigmoid, "selected": (n, k) bool}`; regression `{"values": (n,)}`. `threshold`
-        overrides the multilabel thresholds: one probability for every multilabel group, or `{group: value}`.
-        """
-        logits = torch.as_tensor(logits).float()
-        if logits.dim() != 2 or logits.shape[-1] != self.num_columns:
-            raise ValueError(
-                f"Expected logits of shape (n, {self.num_columns}) for groups {self.group_names}, got "
-                f"{tuple(logits.shape)}."
-            )
-        overrides = self._threshold_overrides(threshold)
-        out = {}
-        for group, columns in zip(self.groups, self.group_slices.values()):
-            name, scores = group["name"], logits[:, columns]
-            if group["type"] == "regression":
-                out[name] = {"values": scores[:, 0]}
-            elif group["type"] == "multiclass":
-                probs = scores.softmax(-1)
-                out[name] = {"scores": probs, "index": probs.argmax(-1)}
-            else:
-                probs = scores.sigmoid()
-                threshold = torch.tensor(overrides.get(name, group["threshold"]), device=probs.device)
-                selected = probs >= threshold
-                if not group["allow_empty"]:
-                    best = torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).bool()
-                    selected = selected | (best & ~selected.any(-1, keepdim=True))
-                out[name] = {"scores": probs, "selected": selected}
-        return out
-
-    def _threshold_overrides(self, threshold: float | dict | None) -> dict[str, float | list[float]]:
-        multilabel = {group["name"]: group for group in self.groups if group["type"] == "multilabel"}
-        if threshold is None:
-            return {}
-        if not isinstance(threshold, dict):
-            threshold = dict.fromkeys(multilabel, threshold)
-        for name in threshold:
-            if name not in multilabel:
-                raise ValueError(f"`threshold` names {name!r}, which is not a multilabel group: {list(multilabel)}.")
-        return {
-            name: _check_threshold(name, value, len(multilabel[name]["labels"]), "`threshold=`")
-            for name, value in threshold.items()
-        }
-
-    def decode(
-        self,
-        logits: Any,
-        top_k: int | None = 1,
-        threshold: float | dict | None = None,
-        groups: list[str] | None = None,
-    ) -> list[dict]:
-        """Structured predictions, one dict per row, keyed by group name in group order.
-
-        With `top_k=1`: multiclass `{"label", "score"}`; multilabel the labels at or above their threshold, best
-        first; regression `{"value"}`. With `top_k=None` (every label) or `top_k=k`: a list of `{"label", "score"}`
-        for each classification group, best first. `groups` restricts the groups returned.
-        """
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-            raise ValueError(f"`top_k` must be a positive int or None (every label), got {top_k!r}.")
-        if groups is not None:
-            if isinstance(groups, str) or not all(isinstance(name, str) for name in groups):
-                raise TypeError(f"`groups` must be a list of group names, got {groups!r}.")
-            for name in groups:
-                self.group(name)
-        predictions = self.group_predictions(logits, threshold)
-        wanted = [group for group in self.groups if groups is None or group["name"] in groups]
-        # Each group's tensors become Python lists once, not one slice per row.
-        values = {name: {key: tensor.tolist() for key, tensor in pred.items()} for name, pred in predictions.items()}
-        rows = []
-        for i in range(len(logits)):
-            row = {}
-            for group in wanted:
-                pred, labels = values[group["name"]], group["labels"]
-                if group["type"] == "regression":
-                    row[group["name"]] = {"value": pred["values"][i]}
-                    continue
-                scores = pred["scores"][i]
-                order = sorted(range(len(labels)), key=lambda j: -scores[j])
-                ranked = [{"label": labels[j], "score": scores[j]} for j in order]
-                if top_k != 1:
-                    row[group["name"]] = ranked[:top_k]
-                elif group["type"] == "multiclass":
-                    row[group["name"]] = ranked[0]
-                else:
-                    chosen = pred["selected"][i]
-                    row[group["name"]] = [ranked[r] for r, j in enumerate(order) if chosen[j]]
-            rows.append(row)
-        return rows
 
 
 __all__ = ["MISSING", "MultiGroupConfig"]
