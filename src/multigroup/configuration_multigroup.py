@@ -5,28 +5,21 @@ This file is remote code: `save_pretrained` copies it next to the weights, so it
 torch, transformers and the other remote-code files.
 """
 
-import dataclasses
 import inspect
 import json
 import math
 from typing import Any
 
 import transformers
-from transformers import PreTrainedConfig
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # in every transformers 4 and 5
 
-from .decoding_multigroup import DecodingMixin
-from .spec_multigroup import MISSING, is_number, normalize_group
-
-if int(transformers.__version__.split(".")[0]) < 5:
-    raise ImportError(
-        f"multigroup models need transformers>=5.0, but transformers {transformers.__version__} is installed. "
-        "Upgrade it with: pip install -U 'transformers>=5,<6'"
-    )
+from .decoding_multigroup import DecodingMixin  # torch only
+from .spec_multigroup import MISSING, is_number, normalize_group  # standard library only
+from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean")
-_BASE_FIELDS = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+_BASE_FIELDS = set(PretrainedConfig().to_dict())  # what every config has; the encoder's own fields are the rest
 _NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map"}
 # Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
 # of `max_position_embeddings` are never used by text.
@@ -51,7 +44,7 @@ def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
     return "cls" if modes.get("pooling_mode_cls_token") else None
 
 
-class MultiGroupConfig(DecodingMixin, PreTrainedConfig):
+class MultiGroupConfig(DecodingMixin, PretrainedConfig):
     r"""
     Configuration of a model that predicts several label groups from one text encoder.
 
@@ -115,24 +108,36 @@ class MultiGroupConfig(DecodingMixin, PreTrainedConfig):
     # Trainer keeps only the logits for compute_metrics.
     keys_to_ignore_at_inference = ["group_losses", "hidden_states", "attentions"]
 
-    groups: list[dict] | None = None
-    encoder_type: str = "camembert"
-    loss_weighting: str = "balanced"
-    pooling: str = "cls"
-    head_multiplier: float = 30.0
-    per_group_dense: bool = True
-
-    def __post_init__(self, **kwargs):
-        if self.encoder_type not in CONFIG_MAPPING:
-            raise ValueError(f"`encoder_type` {self.encoder_type!r} is not a transformers model type.")
+    def __init__(
+        self,
+        groups: list[dict] | None = None,
+        encoder_type: str = "camembert",
+        loss_weighting: str = "balanced",
+        pooling: str = "cls",
+        head_multiplier: float = 30.0,
+        per_group_dense: bool = True,
+        **kwargs,
+    ):
+        if encoder_type not in CONFIG_MAPPING:
+            raise ValueError(
+                f"`encoder_type` {encoder_type!r} is not a model type of the installed transformers "
+                f"{transformers.__version__}"
+                + (
+                    f"; this model was saved with transformers {kwargs['transformers_version']}: install that version "
+                    "or newer"
+                    if kwargs.get("transformers_version")
+                    else ""
+                )  # fmt: skip
+                + "."
+            )
         kwargs.pop("model_type", None)
         # The family's own config class checks the encoder's fields and fills in its defaults and derived fields
         # (ModernBERT's `layer_types` and `rope_parameters`, ...); they are stored here, flat, as they always were.
-        family = CONFIG_MAPPING[self.encoder_type](**kwargs).to_dict()
-        kwargs.update(
-            (key, value) for key, value in family.items() if key not in _BASE_FIELDS and key not in _NOT_ENCODER
-        )
-        super().__post_init__(**kwargs)
+        family = CONFIG_MAPPING[encoder_type](**kwargs).to_dict()
+        kwargs.update((key, value) for key, value in family.items() if key not in _BASE_FIELDS | _NOT_ENCODER)
+        self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
+        self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
+        super().__init__(**kwargs)
         self.validate_groups()
 
     def __getattr__(self, name: str) -> Any:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModel, PreTrainedModel
-from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
@@ -28,9 +27,11 @@ from .head_multigroup import GradientBalancer, MultiGroupHead, multi_group_loss
 # Imported so that the pipeline file always travels with the model's code (transformers copies relative imports)
 # and the task is registered whenever the model is.
 from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline, push_to_hub_with_card
+from .versions_multigroup import init
 
 CODE_FILES = tuple(
-    f"{name}_multigroup.py" for name in ("configuration", "spec", "decoding", "modeling", "head", "pipeline")
+    f"{name}_multigroup.py"
+    for name in ("versions", "configuration", "spec", "decoding", "modeling", "head", "pipeline")
 )
 _WEIGHT_FILE = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
