@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test quality bench clean
+.PHONY: setup demo test quality bench clean old-transformers
 
 setup: $(VENV)/.installed
 
@@ -15,10 +15,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+# Saved models must also load under transformers 4 (tests/test_versions.py): one environment per version, torch
+# first as above, then that transformers and nothing of multigroup.
+OLD_TRANSFORMERS ?= 4.51.3 4.57.6
+old-transformers: $(foreach version,$(OLD_TRANSFORMERS),.venv-transformers-$(version)/.installed)
+.venv-transformers-%/.installed:
+	$(PYTHON) -m venv .venv-transformers-$*
+	.venv-transformers-$*/bin/python -m pip install -q --upgrade pip
+	.venv-transformers-$*/bin/python -m pip install -q torch==2.13.0
+	.venv-transformers-$*/bin/python -m pip install -q transformers==$* safetensors
+	touch $@
+
 demo: setup
 	$(PY) examples/demo.py
 
-test: setup
+test: setup old-transformers
 	$(PY) -m pytest -q
 
 quality: setup
@@ -36,4 +47,4 @@ bench: setup
 	$(PY) scripts/quality_tables.py
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) .venv-transformers-* outputs .pytest_cache

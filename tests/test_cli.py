@@ -206,9 +206,12 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     rewrites metrics.json and the card."""
     import shutil
 
+    from multigroup.hub import shown_path
+
     work, trained_output = trained
     output = shutil.copytree(trained_output, tmp_path / "model")
-    validation = str(work / "train.jsonl")
+    validation = shown_path(work / "train.jsonl")  # never an absolute path: `cli0/train.jsonl`
+    assert not validation.startswith("/")
     recorded = json.loads((output / "metrics.json").read_text())
     assert [(e["file"], e["split"], e["used_for"]) for e in recorded["evaluations"]] == [
         (validation, "train", ["thresholds"])
@@ -217,8 +220,9 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     assert f"On `{validation}` (split `train`; it also chose the thresholds, so these scores are optimistic)" in card
     assert 'split: "train"' in card
 
-    held_out = write_jsonl(tmp_path / "test.jsonl", ROWS[::2])
-    assert main(["evaluate", "--model", str(output), "--file", held_out, "--output-dir", str(tmp_path / "eval"),
+    held_out_path = write_jsonl(tmp_path / "test.jsonl", ROWS[::2])
+    held_out = shown_path(held_out_path)
+    assert main(["evaluate", "--model", str(output), "--file", held_out_path, "--output-dir", str(tmp_path / "eval"),
                  "--no-plots"]) == 0  # fmt: skip
     recorded = json.loads((output / "metrics.json").read_text())
     assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [
@@ -237,7 +241,8 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
                  "--no-plots"]) == 0  # fmt: skip
     assert "also chose the model's thresholds; these scores are optimistic" in capsys.readouterr().out
 
-    assert main(["tune-thresholds", "--model", str(output), "--file", validation, "--thresholds", "per_group"]) == 0
+    tuned_on = str(work / "train.jsonl")
+    assert main(["tune-thresholds", "--model", str(output), "--file", tuned_on, "--thresholds", "per_group"]) == 0
     recorded = json.loads((output / "metrics.json").read_text())
     assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [(validation, ["thresholds"])]
     assert held_out not in (output / "README.md").read_text()

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from multigroup import AutoModelForMultiGroupClassification
-from multigroup.spec_multigroup import DEFAULT_THRESHOLD
 from multigroup.modeling_multigroup import CODE_FILES
+from multigroup.spec_multigroup import DEFAULT_THRESHOLD
 
 from conftest import TEXTS, encode, make_tokenizer, run_python
 

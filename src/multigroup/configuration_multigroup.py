@@ -133,8 +133,10 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         kwargs.pop("model_type", None)
         # The family's own config class checks the encoder's fields and fills in its defaults and derived fields
         # (ModernBERT's `layer_types` and `rope_parameters`, ...); they are stored here, flat, as they always were.
-        family = CONFIG_MAPPING[encoder_type](**kwargs).to_dict()
-        kwargs.update((key, value) for key, value in family.items() if key not in _BASE_FIELDS | _NOT_ENCODER)
+        # Its attributes rather than its `to_dict()`: some leave fields out of the file that their model reads.
+        family = vars(CONFIG_MAPPING[encoder_type](**kwargs))
+        skip = _BASE_FIELDS | _NOT_ENCODER
+        kwargs.update((key, value) for key, value in family.items() if key not in skip and not key.startswith("_"))
         self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
         self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
         super().__init__(**kwargs)

@@ -1,6 +1,7 @@
 """Writing the model card into a saved folder, and pushing that folder to the Hub (`multigroup push`)."""
 
 import json
+import os
 from pathlib import Path
 
 from .configuration_multigroup import MultiGroupConfig
@@ -20,8 +21,17 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name one file (`data/x.jsonl` and `./data/x.jsonl` do); plain comparison if either is gone."""
     try:
         return Path(a).samefile(b)
-    except OSError:
-        return str(a) == str(b)
+    except OSError:  # a recorded name (`shown_path`) against a path given now
+        return shown_path(a) == shown_path(b)
+
+
+def shown_path(file: str | Path) -> str:
+    """How a data file is named in `metrics.json` and the card: as given, but never as an absolute path (it would
+    publish this machine's folders): relative to the working directory when inside it, else its last two parts."""
+    if not os.path.isabs(file):
+        return str(Path(file))
+    relative = os.path.relpath(file)
+    return relative if not relative.startswith("..") else str(Path(*Path(file).parts[-2:]))
 
 
 def read_evaluations(model_dir: str | Path) -> list[dict]:
@@ -44,6 +54,7 @@ def record_evaluation(model_dir: str | Path, evaluation: dict, keep_others: bool
     the earlier ones (after new thresholds, their scores no longer describe the model). The file keeps the lead
     evaluation's `file` and `metrics` at the top, as 0.1.0 wrote them.
     """
+    evaluation = {**evaluation, "file": shown_path(evaluation["file"])}
     earlier = read_evaluations(model_dir) if keep_others else []
     others = [e for e in earlier if not same_file(e["file"], evaluation["file"])]
     evaluations = sorted([evaluation, *others], key=lambda e: bool(e.get("used_for")))  # held-out first

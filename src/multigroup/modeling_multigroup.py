@@ -27,7 +27,7 @@ from .head_multigroup import GradientBalancer, MultiGroupHead, multi_group_loss
 # Imported so that the pipeline file always travels with the model's code (transformers copies relative imports)
 # and the task is registered whenever the model is.
 from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline, push_to_hub_with_card
-from .versions_multigroup import init
+from .versions_multigroup import init, make_portable
 
 CODE_FILES = tuple(
     f"{name}_multigroup.py"
@@ -184,6 +184,8 @@ class MultiGroupModelMixin:
             "AutoModel": f"modeling_multigroup.{name}",
             "AutoModelForSequenceClassification": f"modeling_multigroup.{name}",
         }
+        # transformers 4 pipelines load a tokenizer only for a config that names its class (tokenizer_config wins)
+        self.config.tokenizer_class = getattr(self.config, "tokenizer_class", None) or "PreTrainedTokenizerFast"
         self.config.custom_pipelines = {
             PIPELINE_TASK: {
                 "impl": f"pipeline_multigroup.{MultiGroupClassificationPipeline.__name__}",
@@ -201,6 +203,7 @@ class MultiGroupModelMixin:
             # repo, so that a model loaded through remote code and saved again stays complete.
             for file_name in CODE_FILES:
                 shutil.copyfile(Path(__file__).with_name(file_name), staging / file_name)
+            make_portable(staging)
             written = {path.name for path in staging.iterdir()}
             for path in staging.iterdir():
                 os.replace(path, target / path.name)

@@ -13,6 +13,8 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .versions_multigroup import is_hub_id, make_portable
+
 PIPELINE_TASK = "multi-group-classification"
 _UNSET = object()
 
@@ -35,7 +37,7 @@ def model_card(config, repo_id: str = "your-name/your-model", evaluations: list[
     `multigroup.hub.record_evaluation`); each table names its data and split, and says when that data also
     chose the thresholds or the checkpoint (optimistic scores).
     """
-    base_model = getattr(config, "base_model", None)
+    base_model = getattr(config, "base_model", None) if is_hub_id(getattr(config, "base_model", None)) else None
     quote = lambda text: json.dumps(str(text), ensure_ascii=False)  # noqa: E731 - a JSON string is valid YAML
     cell = lambda text: str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")  # noqa: E731
     lines = ["---", "library_name: transformers", "pipeline_tag: text-classification", "tags:"]
@@ -146,6 +148,11 @@ class MultiGroupClassificationPipeline(Pipeline):
         for position, i in enumerate(order):
             results[i] = rows[position]
         return results
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save the model (weights, config, code files) and its tokenizer, readable by transformers 4 and 5."""
+        super().save_pretrained(save_directory, **kwargs)
+        make_portable(save_directory)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push model, tokenizer, code files and the multigroup model card to a Hub repo, in one commit."""

@@ -88,6 +88,7 @@ def run(args, extra: list[str]) -> int:
     from ..hub import record_evaluation, split_name, write_model_card
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
+    from ..versions_multigroup import is_hub_id
     from .common import apply_threshold_rule
 
     output_dir = Path(args.output_dir)
@@ -104,7 +105,7 @@ def run(args, extra: list[str]) -> int:
     model = AutoModelForMultiGroupClassification.from_pretrained(
         args.model, groups=groups, loss_weighting=args.loss_weighting, **options
     )
-    model.config.base_model = args.model
+    model.config.base_model = args.model if is_hub_id(args.model) else None  # never a path on this machine
     config = model.config
     # --ignore-unknown-labels covers the validation file only: a training label outside --groups is an error.
     train = prepare_dataset(train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None)
@@ -161,5 +162,8 @@ def run(args, extra: list[str]) -> int:
         print("Scores on held-out data: multigroup evaluate --model OUTPUT_DIR --file TEST_FILE", file=sys.stderr)
     else:
         write_model_card(output_dir)
+    checkpoints = output_dir / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):  # Trainer's output_dir, unused with save "no"
+        checkpoints.rmdir()
     print(f"Saved to {output_dir}", file=sys.stderr)
     return 0

@@ -1,0 +1,132 @@
+"""Saved models travel: saved under transformers 5, they load and predict the same under transformers 4.51.3 and
+4.57 (environments made by `make old-transformers`), and they carry no path of the machine that saved them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModel, pipeline
+
+from multigroup import AutoModelForMultiGroupClassification
+from multigroup.hub import record_evaluation, write_model_card
+from multigroup.modeling_multigroup import CODE_FILES
+from test_families import FAMILIES, save_plain, tokenizer_for
+
+from conftest import MIXED_GROUPS, REPO_ROOT, TEXTS, encode
+
+OLD = sorted(REPO_ROOT.glob(".venv-transformers-*/bin/python"))
+CHECK = """
+import json, sys, torch, transformers
+from safetensors.torch import load_file
+from transformers import AutoModel, pipeline
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+out = {"version": transformers.__version__}
+for family in sys.argv[1:]:
+    try:
+        model = AutoModel.from_pretrained(family, trust_remote_code=True).eval()
+    except Exception as error:
+        out[family] = {"missing": family not in CONFIG_MAPPING, "error": f"{type(error).__name__}: {error}"}
+        continue
+    ref = load_file(f"{family}/reference.safetensors")
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in ref.items() if k != "logits"}).logits
+    clf = pipeline("multi-group-classification", model=family, trust_remote_code=True)
+    out[family] = {"diff": (logits - ref["logits"]).abs().max().item(), "predictions": clf(TEXTS)}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def run(python, code, cwd, *args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONNOUSERSITE": "1"}
+    command = [str(python), "-I", "-c", code, *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Every family saved by transformers 5 with its tokenizer, its logits and the pipeline's answers."""
+    root = tmp_path_factory.mktemp("saved")
+    answers = {}
+    for family in FAMILIES:
+        save_plain(family, AutoModel, root / "plain" / family)
+        model = AutoModelForMultiGroupClassification.from_pretrained(root / "plain" / family, groups=MIXED_GROUPS)
+        tokenizer = tokenizer_for(family)
+        pipeline("multi-group-classification", model=model.eval(), tokenizer=tokenizer).save_pretrained(root / family)
+        inputs = {k: v for k, v in encode(tokenizer, TEXTS).items() if k != "token_type_ids"}
+        with torch.no_grad():
+            logits = model(**inputs).logits
+        save_file({**inputs, "logits": logits.contiguous()}, root / family / "reference.safetensors")
+        answers[family] = pipeline("multi-group-classification", model=model, tokenizer=tokenizer)(TEXTS)
+    return root, answers
+
+
+@pytest.mark.skipif(not OLD, reason="`make old-transformers` makes the transformers 4 environments")
+@pytest.mark.parametrize("python", OLD, ids=lambda path: path.parent.parent.name.removeprefix(".venv-transformers-"))
+def test_every_family_loads_and_predicts_the_same_under_transformers_4(python, saved):
+    root, answers = saved
+    completed = run(python, f"TEXTS = {TEXTS!r}\n" + CHECK, root, *FAMILIES)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.split("RESULT")[-1])
+    assert result["version"].startswith("4.")
+    for family in FAMILIES:
+        if result[family].get("missing"):  # EuroBERT came with transformers 5: a clear error, naming versions
+            message = result[family]["error"]
+            assert f"`encoder_type` '{family}' is not a model type of the installed transformers 4." in message
+            assert "saved with transformers 5." in message
+            continue
+        assert "error" not in result[family], (family, result[family])
+        assert result[family]["diff"] <= 1e-5, family
+        for mine, theirs in zip(answers[family], result[family]["predictions"]):
+            assert mine["score"]["label"] == theirs["score"]["label"], family
+            assert abs(mine["score"]["score"] - theirs["score"]["score"]) <= 1e-5, family
+            assert [p["label"] for p in mine["topics"]] == [p["label"] for p in theirs["topics"]], family
+            assert abs(mine["stars"]["value"] - theirs["stars"]["value"]) <= 1e-5, family
+    assert sum(not result[family].get("missing") for family in FAMILIES) >= 10
+
+
+def test_an_older_transformers_gets_one_message_naming_both_versions(saved, tmp_path):
+    root, _ = saved
+    package = tmp_path / "remote"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in CODE_FILES:
+        (package / name).write_text((root / "bert" / name).read_text())
+    code = "import sys, transformers; sys.path.insert(0, '.'); transformers.__version__ = '4.40.2'\n"
+    code += "import remote.modeling_multigroup"
+    completed = run(sys.executable, code, tmp_path)
+    assert completed.returncode != 0
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ImportError: This multigroup model needs transformers>=4.51.3, but transformers 4.40.2 is installed. "
+        "Upgrade it: pip install -U 'transformers>=4.51.3'"
+    )
+
+
+@pytest.mark.skipif(not OLD, reason="`make old-transformers` makes the transformers 4 environments")
+def test_the_tokenizer_loads_alone_under_transformers_4_without_remote_code(saved):
+    root, _ = saved
+    code = "from transformers import AutoTokenizer as T; print('RESULT' + type(T.from_pretrained('bert')).__name__)"
+    completed = run(OLD[0], code, root)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split("RESULT")[-1].strip() == "PreTrainedTokenizerFast"
+
+
+def test_no_saved_file_holds_a_path_of_this_machine(saved, tmp_path):
+    root, _ = saved
+    folder = tmp_path / "model"
+    model = AutoModelForMultiGroupClassification.from_pretrained(root / "bert")  # name_or_path: a local path
+    model.config.base_model = str(root / "plain" / "bert")
+    pipeline("multi-group-classification", model=model, tokenizer=tokenizer_for("bert")).save_pretrained(folder)
+    record_evaluation(folder, {"file": str(tmp_path / "data" / "test.jsonl"), "split": "test", "metrics": {}})
+    write_model_card(folder)
+    for path in folder.iterdir():
+        if path.suffix in (".json", ".md"):
+            text = path.read_text()
+            assert str(tmp_path) not in text and str(root) not in text and "/tmp" not in text, path.name
+    assert json.loads((folder / "metrics.json").read_text())["file"] == "data/test.jsonl"
+    assert "_name_or_path" not in json.loads((folder / "config.json").read_text())
+    assert not [path for path in folder.rglob("*") if path.is_dir() and not any(path.iterdir())]
