@@ -22,17 +22,19 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 from transformers.utils import logging as hf_logging
 
 from .configuration_multigroup import MultiGroupConfig
-from .head_multigroup import GradientBalancer, MultiGroupHead, multi_group_loss
 
-# Imported so that the pipeline file always travels with the model's code (transformers copies relative imports)
-# and the task is registered whenever the model is.
+# Imported so that the pipeline file and the Inference Endpoints handler always travel with the model's code
+# (transformers copies relative imports; a folder loaded through remote code and saved again stays complete), and
+# the task is registered whenever the model is.
+from .handler import EndpointHandler  # noqa: F401
+from .head_multigroup import GradientBalancer, MultiGroupHead, multi_group_loss
 from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline, push_to_hub_with_card
 from .versions_multigroup import init, make_portable
 
 CODE_FILES = tuple(
     f"{name}_multigroup.py"
     for name in ("versions", "configuration", "spec", "decoding", "modeling", "head", "pipeline")
-)
+) + ("handler.py",)  # the Inference Endpoints handler
 _WEIGHT_FILE = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
