@@ -79,3 +79,29 @@ def test_quantized_model_runs_and_stays_close(exported):
     full = OnnxMultiGroupClassifier(exported / "onnx").logits(REAL_TEXTS)
     int8 = OnnxMultiGroupClassifier(exported / "onnx", quantized=True).logits(REAL_TEXTS)
     assert int8.shape == full.shape and np.abs(int8 - full).max() < 0.5
+
+
+def test_the_onnx_folder_stands_alone_without_multigroup(exported):
+    import json
+
+    from conftest import run_python
+
+    folder = exported / "onnx"
+    config = json.loads((folder / "config.json").read_text())
+    assert "custom_pipelines" not in config and "_name_or_path" not in config
+    for reference in config["auto_map"].values():  # nothing it points at is missing
+        assert (folder / (reference.split(".")[0] + ".py")).is_file(), reference
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(folder)!r})
+from onnx_multigroup import OnnxMultiGroupClassifier
+clf = OnnxMultiGroupClassifier({str(folder)!r})
+print("RESULT" + json.dumps([clf({REAL_TEXTS!r}), clf({REAL_TEXTS!r}, top_k=None), "multigroup" in sys.modules]))
+"""
+    completed = run_python(code, cwd=exported)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    answers, every_label, imported = json.loads(completed.stdout.split("RESULT")[-1])
+    assert not imported
+    clf = pipeline("multi-group-classification", model=str(exported / "model"), trust_remote_code=True)
+    assert_same(answers, clf(REAL_TEXTS))
+    assert_same(every_label, clf(REAL_TEXTS, top_k=None))

@@ -1,4 +1,4 @@
-"""ONNX export, and an ONNX Runtime classifier that answers exactly like the pipeline (the same `config.decode`).
+"""ONNX export into a folder that stands alone, and the ONNX Runtime classifier that answers like the pipeline.
 
 Example (needs a saved model folder; `multigroup export onnx` does the first step):
 
@@ -11,16 +11,18 @@ clf(["Great food, slow service."], top_k=None)  # the same answer as the pipelin
 ```
 """
 
-from collections.abc import Sequence
+import json
+import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .configuration_multigroup import MultiGroupConfig
-from .pipeline_multigroup import _check_texts
+from .onnx_multigroup import ONNX_FILE, QUANTIZED_FILE, OnnxMultiGroupClassifier
+from .versions_multigroup import make_portable
 
-ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_int8.onnx"
+# What the ONNX folder needs beside model.onnx, config and tokenizer: the runner and the config's code (its decode).
+STANDALONE_FILES = ("onnx_multigroup.py", "versions_multigroup.py", "configuration_multigroup.py",
+                    "spec_multigroup.py", "decoding_multigroup.py")  # fmt: skip
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -33,7 +35,8 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, quantize: bool = False) -> Path:
-    """Write `model.onnx` (dynamic batch and sequence length, one `logits` output), the config and the tokenizer.
+    """Write `model.onnx` (dynamic batch and sequence length, one `logits` output), the config, the tokenizer and
+    the code to run them without multigroup (`onnx_multigroup.py` and the config's code files).
 
     With `quantize=True`, also `model_int8.onnx` (dynamic int8 quantization of the weights).
     """
@@ -58,6 +61,14 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
         )  # fmt: skip
     model.config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
+    for name in STANDALONE_FILES:
+        shutil.copyfile(Path(__file__).with_name(name), output_dir / name)
+    config_file = output_dir / "config.json"  # only the config's code is here: point at nothing else
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["auto_map"] = {"AutoConfig": "configuration_multigroup.MultiGroupConfig"}
+    config.pop("custom_pipelines", None)
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    make_portable(output_dir)
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -65,53 +76,4 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
     return output_dir / ONNX_FILE
 
 
-class OnnxMultiGroupClassifier:
-    """Run an exported model with ONNX Runtime; `clf(texts, ...)` answers like the pipeline.
-
-    Args:
-        path: a folder written by `export_onnx` (or `multigroup export onnx`).
-        quantized: use `model_int8.onnx` instead of `model.onnx`.
-        threads: ONNX Runtime intra-op threads (default: its own choice).
-    """
-
-    def __init__(self, path: str | Path, quantized: bool = False, threads: int | None = None):
-        import onnxruntime
-        from transformers import AutoTokenizer
-
-        path = Path(path)
-        options = onnxruntime.SessionOptions()
-        # No busy-waiting between runs: spinning threads would take the cores from whatever runs next.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
-        model_file = path / (QUANTIZED_FILE if quantized else ONNX_FILE)
-        if not model_file.is_file():
-            raise FileNotFoundError(f"{model_file} not found: export it with `multigroup export onnx` first.")
-        self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-        self.input_names = [node.name for node in self.session.get_inputs()]
-        self.config = MultiGroupConfig.from_pretrained(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.max_length = min(self.tokenizer.model_max_length, self.config.max_tokens)
-
-    def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """`(len(texts), num_columns)` logits, texts batched by length, in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        logits = np.zeros((len(texts), self.config.num_columns), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            indices = order[start : start + batch_size]
-            batch = self.tokenizer(
-                [texts[i] for i in indices], padding=True, truncation=True, max_length=self.max_length,
-                return_tensors="np",
-            )  # fmt: skip
-            feeds = {name: batch[name].astype(np.int64) for name in self.input_names}
-            logits[indices] = self.session.run(["logits"], feeds)[0]
-        return logits
-
-    def __call__(
-        self, inputs: str | list[str], batch_size: int = 32, top_k: int | None = 1, threshold=None, groups=None
-    ):
-        texts = [inputs] if isinstance(inputs, str) else _check_texts(inputs)
-        if not texts:
-            return []
-        rows = self.config.decode(self.logits(texts, batch_size), top_k=top_k, threshold=threshold, groups=groups)
-        return rows[0] if isinstance(inputs, str) else rows
+__all__ = ["ONNX_FILE", "QUANTIZED_FILE", "OnnxMultiGroupClassifier", "export_onnx"]

@@ -15,4 +15,5 @@ def run(args, extra: list[str]) -> int:
     path = export_onnx(args.model, args.output, opset=args.opset, quantize=args.quantize)
     print(f"Wrote {path}" + (" and model_int8.onnx" if args.quantize else ""))
     print("Run it: from multigroup.onnx import OnnxMultiGroupClassifier; OnnxMultiGroupClassifier(folder)(texts)")
+    print("Without multigroup: sys.path.insert(0, folder); from onnx_multigroup import OnnxMultiGroupClassifier")
     return 0

@@ -1,0 +1,82 @@
+"""Run an exported multigroup model with ONNX Runtime: `OnnxMultiGroupClassifier(folder)(texts)` answers like the
+pipeline, through the model's own `config.decode`.
+
+`multigroup export onnx` writes this file into the ONNX folder with the config's code files, so the folder is used
+without multigroup (numpy, onnxruntime and transformers 4.51.3+ only):
+
+```python
+import sys
+sys.path.insert(0, "my-model-onnx")
+from onnx_multigroup import OnnxMultiGroupClassifier
+
+clf = OnnxMultiGroupClassifier("my-model-onnx")
+clf(["Great food, slow service."], top_k=None)
+```
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_int8.onnx"
+
+
+class OnnxMultiGroupClassifier:
+    """Run an exported model with ONNX Runtime; `clf(texts, ...)` answers like the pipeline.
+
+    Args:
+        path: a folder written by `export_onnx` (or `multigroup export onnx`).
+        quantized: use `model_int8.onnx` instead of `model.onnx`.
+        threads: ONNX Runtime intra-op threads (default: its own choice).
+    """
+
+    def __init__(self, path: str | Path, quantized: bool = False, threads: int | None = None):
+        import onnxruntime
+        from transformers import AutoConfig, AutoTokenizer
+
+        path = Path(path)
+        options = onnxruntime.SessionOptions()
+        # No busy-waiting between runs: spinning threads would take the cores from whatever runs next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
+        model_file = path / (QUANTIZED_FILE if quantized else ONNX_FILE)
+        if not model_file.is_file():
+            raise FileNotFoundError(f"{model_file} not found: export it with `multigroup export onnx` first.")
+        self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.input_names = [node.name for node in self.session.get_inputs()]
+        # The folder's own config code (configuration_multigroup.py and the files it imports) holds the decode.
+        # Folders exported before multigroup 0.3 lack that code: multigroup, installed, reads them.
+        standalone = (path / "configuration_multigroup.py").is_file()
+        self.config = AutoConfig.from_pretrained(path, trust_remote_code=standalone)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=standalone)
+        self.max_length = min(self.tokenizer.model_max_length, self.config.max_tokens)
+
+    def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """`(len(texts), num_columns)` logits, texts batched by length, in input order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        logits = np.zeros((len(texts), self.config.num_columns), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            indices = order[start : start + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in indices], padding=True, truncation=True, max_length=self.max_length,
+                return_tensors="np",
+            )  # fmt: skip
+            feeds = {name: batch[name].astype(np.int64) for name in self.input_names}
+            logits[indices] = self.session.run(["logits"], feeds)[0]
+        return logits
+
+    def __call__(
+        self, inputs: str | list[str], batch_size: int = 32, top_k: int | None = 1, threshold=None, groups=None
+    ):
+        if not isinstance(inputs, (str, list, tuple)):
+            raise TypeError(f"Give a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"Input #{i} is {type(text).__name__} {text!r}; every input must be a string.")
+        if not texts:
+            return []
+        rows = self.config.decode(self.logits(texts, batch_size), top_k=top_k, threshold=threshold, groups=groups)
+        return rows[0] if isinstance(inputs, str) else rows
