@@ -67,6 +67,10 @@ def test_train_saves_a_complete_model_with_metrics_and_card(trained):
     assert [g["name"] for g in config["groups"]] == ["score", "topics"] and config["groups"][0]["weight"] == 0.7
     assert config["groups"][1]["labels"] == ["food", "price", "service"]
     assert config["loss_weighting"] == "balanced" and isinstance(config["groups"][1]["threshold"], list)
+    assert not [path for path in output.rglob("*") if path.is_dir()]  # no empty checkpoints/ left behind
+    assert "base_model" not in config and "_name_or_path" not in config  # the encoder was a local folder
+    for path in [*output.glob("*.json"), output / "README.md"]:
+        assert str(output.parent) not in path.read_text(), path.name
     metrics = json.loads((output / "metrics.json").read_text())["metrics"]
     assert {"score_f1_macro", "topics_f1_micro", "mean_f1_macro", "loss_topics"} <= set(metrics)
     card = (output / "README.md").read_text()
