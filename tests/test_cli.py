@@ -145,7 +145,8 @@ def test_tune_thresholds_updates_the_config(trained, tmp_path, capsys):
     thresholds = json.loads((target / "config.json").read_text())["groups"][1]["threshold"]
     assert len(thresholds) == 3 and len(set(thresholds)) == 1
     printed = capsys.readouterr().out
-    assert f"topics: {json.dumps(thresholds)}" in printed and "f1_micro: " in printed
+    pairs = ", ".join(f"{label}={thresholds[0]:g}" for label in ["food", "price", "service"])
+    assert f"  topics:\n    {pairs}\n" in printed and "f1_micro: " in printed
 
 
 @pytest.mark.parametrize(
@@ -265,7 +266,8 @@ def test_train_names_the_flag_only_where_it_applies(encoder_dir, tmp_path, capsy
     assert "unknown label 'ok'" in error and "To drop labels" not in error
     assert main([*args, "--train-file", train, "--validation-file", str(tmp_path / "all.jsonl")]) == 2
     error = capsys.readouterr().err
-    assert "Row 3: Group `score`: unknown label 'ok'" in error and "pass --ignore-unknown-labels." in error
+    assert f"{tmp_path / 'all.jsonl'}, line 4: Group `score`: unknown label 'ok'" in error  # the validation file
+    assert "pass --ignore-unknown-labels." in error
 
 
 def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, capsys):
@@ -285,3 +287,108 @@ def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, cap
     assert main(args) == 0
     plain = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]["topics_f1_micro"]
     assert counted < plain
+
+
+def _last_error_line(capsys) -> str:
+    return capsys.readouterr().err.splitlines()[-1]  # after any progress bar
+
+
+def test_evaluate_errors_name_the_file_and_the_line_an_editor_shows(trained, tmp_path, capsys):
+    """JSONL and CSV alike: `FILE, line N` with N as an editor numbers lines (a CSV's header is line 1)."""
+    _, output = trained
+    rows = [dict(row, topics=["music"]) if row["id"] == "c" else row for row in ROWS]
+    source = tmp_path / "test.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" + ("\n" if i == 0 else "") for i, row in enumerate(rows)))
+    args = ["evaluate", "--model", str(output), "--output-dir", str(tmp_path / "e"), "--no-plots", "--file"]
+    assert main([*args, str(source)]) == 2  # record 3 is on line 4: a blank line follows the first
+    assert _last_error_line(capsys) == (
+        f"multigroup evaluate: error: {source}, line 4: Group `topics`: unknown label(s) ['music']; known labels are "
+        "['food', 'price', 'service']. To drop labels the model does not know, pass --ignore-unknown-labels."
+    )
+    source = tmp_path / "test.csv"
+    source.write_text('text,score\n"the food\nwas great",good\n\nbad,awful\n')
+    assert main([*args, str(source)]) == 2  # the header, a text over lines 2-3, a blank line 4
+    assert _last_error_line(capsys).startswith(
+        f"multigroup evaluate: error: {source}, line 5: Group `score`: unknown label 'awful'; known labels are"
+    )
+    source.write_text("text,score\ngreat,good\n,bad\n")
+    assert main([*args, str(source)]) == 2
+    assert _last_error_line(capsys) == (
+        f"multigroup evaluate: error: {source}, line 3: `text` must be a string, got None; drop or fill that row."
+    )
+
+
+def _predict(output, source, out, *args) -> int:
+    return main(["predict", "--model", str(output), "--file", str(source), "--output", str(out), *args])
+
+
+def test_predict_on_error_skip_sets_bad_rows_aside_with_their_lines(trained, tmp_path, capsys):
+    _, output = trained
+    source, out, side = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "out.skipped.jsonl"
+    source.write_text(
+        '{"text": "i love it"}\n{"id": "n", "text": null}\n\n{"text": "bad"}\n{"text": 3}\n{"id": "e", "text": ""}\n'
+        '{"text": "cheap good food"}\n'
+    )
+    assert _predict(output, source, out, "--on-error", "skip", "--chunk-size", "2") == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [1, 4, "e", 7]
+    assert [json.loads(line) for line in side.read_text().splitlines()] == [
+        {"line": 2, "reason": "`text` must be a string, got None", "record": {"id": "n", "text": None}},
+        {"line": 5, "reason": "`text` must be a string, got 3", "record": {"text": 3}},
+    ]
+    err = capsys.readouterr().err
+    assert f"Wrote 4 predictions to {out}\nSkipped 2 rows (lines 2, 5): see {side}\n" in err
+    assert "Warning: 1 row with an empty `text` (line 6) got predictions from no words" in err
+
+    earlier = out.read_text()  # the default, fail: the first bad line stops the run and changes nothing
+    assert _predict(output, source, out) == 2
+    assert _last_error_line(capsys) == (
+        f"multigroup predict: error: {source}, line 2: `text` must be a string, got None. Fix or drop that line, "
+        "or pass --on-error skip to leave such rows out (listed in a side file)."
+    )
+    assert out.read_text() == earlier and side.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl", "out.skipped.jsonl"]
+
+    source.write_text('{"text": "bad"}\n')  # a clean run: the earlier list of skipped rows goes
+    assert _predict(output, source, out, "--on-error", "skip") == 0 and not side.exists()
+    assert "Skipped" not in capsys.readouterr().err
+    assert _predict(output, source, out, "--on-error", "skip", "--text-column", "body") == 2
+    assert "none of its 1 row has a string `body` (the first has columns ['text'])" in capsys.readouterr().err
+
+
+def test_predict_csv_ids_are_the_lines_records_start_on(trained, tmp_path, capsys):
+    _, output = trained
+    source, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    source.write_text('text,score\n"the food\nwas great",good\n\n,bad\nbad,bad\n')
+    assert _predict(output, source, out) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [2, 5, 6]
+    assert "1 row with an empty `text` (line 5)" in capsys.readouterr().err
+
+
+LONG_TOPICS = {"food": "FOOD#QUALITY_AND_PORTION_SIZES", "price": "PRICE#VALUE_FOR_MONEY_OVERALL",
+               "service": "SERVICE#GENERAL_STAFF_ATTITUDE"}  # fmt: skip
+
+
+def test_train_on_cpu_quietly_prints_thresholds_and_full_label_names(encoder_dir, tmp_path, capsys):
+    """No pin_memory warning without an accelerator; thresholds per label, by name; the report's full names."""
+    import warnings
+
+    rows = [dict(row, topics=[LONG_TOPICS[topic] for topic in row["topics"]]) for row in ROWS]
+    data, output = write_jsonl(tmp_path / "train.jsonl", rows), tmp_path / "model"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "--train-file", data, "--validation-file", data, "--multilabel", "topics", "--model",
+                     str(encoder_dir), "--output-dir", str(output), "--num_train_epochs", "1", "--disable_tqdm",
+                     "true"]) == 0  # fmt: skip
+    assert not [str(w.message) for w in caught if "pin_memory" in str(w.message)]
+    printed = capsys.readouterr().out
+    block = printed.split("  topics:\n", 1)[1].split("    f1_micro", 1)[0]
+    pairs = dict(pair.split("=") for pair in " ".join(block.split()).split(", "))
+    labels = sorted(LONG_TOPICS.values())
+    thresholds = json.loads((output / "config.json").read_text())["groups"][0]["threshold"]
+    assert pairs == {label: f"{value:g}" for label, value in zip(labels, thresholds)}
+
+    args = ["--model", str(output), "--file", data, "--output-dir", str(tmp_path / "e"), "--no-plots"]
+    assert main(["evaluate", *args]) == 0
+    printed = capsys.readouterr().out
+    for label in labels:
+        assert re.search(rf"^{re.escape(label)}\s+\d\.\d{{3}}", printed, re.MULTILINE), label

@@ -1,34 +1,44 @@
-"""multigroup: one transformer encoder, several label groups (multiclass, multilabel, regression)."""
+"""multigroup: one transformer encoder, several label groups (multiclass, multilabel, regression).
 
+`import multigroup` is light (no torch, no transformers), so that `multigroup --help` answers at once. The public
+names below are imported on first use (`from multigroup import MultiGroupConfig`, `multigroup.MultiGroupConfig`),
+and that first use also registers multigroup with transformers' Auto classes (`multigroup.auto` says what that
+gives).
+"""
+
+import importlib
 from pathlib import Path
-
-from .auto import AutoModelForMultiGroupClassification
-from .configuration_multigroup import MISSING, MultiGroupConfig
-from .modeling_multigroup import (
-    BertForMultiGroupClassification,
-    CamembertForMultiGroupClassification,
-    MultiGroupClassifierOutput,
-    RobertaForMultiGroupClassification,
-    XLMRobertaForMultiGroupClassification,
-    multi_group_loss,
-)
-from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline
 
 __version__ = "0.2.0"
 # `evaluate.load(EVALUATE_MODULE)` loads the per-group metrics offline.
 EVALUATE_MODULE = str(Path(__file__).parent / "evaluate_module" / "multigroup_metrics.py")
 
-__all__ = [
-    "EVALUATE_MODULE",
-    "MISSING",
-    "PIPELINE_TASK",
-    "AutoModelForMultiGroupClassification",
-    "BertForMultiGroupClassification",
-    "CamembertForMultiGroupClassification",
-    "MultiGroupClassificationPipeline",
-    "MultiGroupClassifierOutput",
-    "MultiGroupConfig",
-    "RobertaForMultiGroupClassification",
-    "XLMRobertaForMultiGroupClassification",
-    "multi_group_loss",
-]
+# Each public name and the module that defines it, imported when the name is first used (PEP 562).
+_LAZY = {
+    "MISSING": "spec_multigroup",
+    "PIPELINE_TASK": "pipeline_multigroup",
+    "AutoModelForMultiGroupClassification": "auto",
+    "BertForMultiGroupClassification": "modeling_multigroup",
+    "CamembertForMultiGroupClassification": "modeling_multigroup",
+    "MultiGroupClassificationPipeline": "pipeline_multigroup",
+    "MultiGroupClassifierOutput": "modeling_multigroup",
+    "MultiGroupConfig": "configuration_multigroup",
+    "RobertaForMultiGroupClassification": "modeling_multigroup",
+    "XLMRobertaForMultiGroupClassification": "modeling_multigroup",
+    "multi_group_loss": "modeling_multigroup",
+}
+
+__all__ = ["EVALUATE_MODULE", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(".auto", __name__)  # registers with transformers' Auto classes
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # later uses skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

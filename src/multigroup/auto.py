@@ -1,8 +1,16 @@
 """AutoModelForMultiGroupClassification: builds the multi-group model of a checkpoint's encoder family.
 
-Importing multigroup also registers `MultiGroupConfig` and this class with transformers' Auto classes, so that
-with multigroup installed, `AutoConfig`, `AutoTokenizer`, `AutoModel` and `pipeline(...)` use the installed code
-for a saved model folder instead of asking to run the folder's copy (`trust_remote_code`).
+Importing this module registers `MultiGroupConfig` and this class with transformers' Auto classes (`AutoConfig`,
+`AutoModel`, `AutoModelForSequenceClassification`), so that `AutoConfig`, `AutoTokenizer`, `AutoModel` and
+`pipeline(...)` use the installed code for a saved model folder instead of asking to run the folder's copy
+(`trust_remote_code`). What imports this module, and so registers:
+- the first use of any name that `multigroup` exports: `from multigroup import MultiGroupConfig` (or any other
+  name in `multigroup.__all__` but `EVALUATE_MODULE`), `multigroup.AutoModelForMultiGroupClassification`, ...;
+- every `multigroup` command that loads a model;
+- `import multigroup.auto`.
+A bare `import multigroup` does not (it imports neither torch nor transformers, so that `multigroup --help` is
+quick), nor does importing a submodule such as `multigroup.modeling_multigroup` alone. `tests/test_package.py`
+checks both sides.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification

@@ -15,11 +15,27 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, where there is one to show: not for a required option, a flag (off
+    unless given), a repeatable option (none unless given) or a default of None (whose help says what leaving the
+    option out does), nor where the help already names the default."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None or action.default is False or action.default == []:
+            return action.help
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="multigroup", description="Train, evaluate and serve multi-group models.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
-        module.register(subparsers.add_parser(name, help=module.__doc__.splitlines()[0], description=module.__doc__))
+        summary = module.__doc__.splitlines()[0]
+        module.register(
+            subparsers.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
+        )
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

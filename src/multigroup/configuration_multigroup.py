@@ -180,6 +180,9 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
         self.id2label = dict(enumerate(self.column_names))
         self.label2id = {name: i for i, name in self.id2label.items()}
+        # For tools that read a flat classifier (`pipeline("text-classification")`): each column scored on its own
+        # (sigmoid), never one softmax across the groups' columns. The multi-group pipeline decodes each group.
+        self.problem_type = "multi_label_classification"
 
     def require_groups(self) -> None:
         """Raise unless the config has groups (a plain encoder's config, read without `groups=`, has none)."""

@@ -17,8 +17,10 @@ Examples:
 ```
 """
 
+import csv
 import json
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 from datasets import Dataset
@@ -47,6 +49,49 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             yield number, record
 
 
+def iter_csv(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield `(line_number, record)` from a CSV file with a header line, without reading it all: the line each
+    record starts on, right when a quoted field spans lines; blank lines are skipped, missing fields are None."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        while True:
+            start = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                return
+            if not row:
+                continue
+            if len(row) > len(header):
+                raise ValueError(
+                    f"{path}, line {start}: {len(row)} fields but the header has {len(header)}; quote any field "
+                    'that holds a comma ("a, b").'
+                )
+            yield start, {**dict.fromkeys(header), **dict(zip(header, row))}
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """`(line_number, record)` pairs of a JSONL (or JSON-lines .json) or CSV file, one at a time."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return iter_jsonl(path)
+    if suffix == ".csv":
+        return iter_csv(path)
+    raise ValueError(f"{path}: expected a .jsonl or .csv file, got {suffix!r}.")
+
+
+def locate(index: int, source: str | Path | None = None) -> str:
+    """How a message names record `index` (0-based) of a table: `FILE, line N` as an editor shows it for a JSONL
+    or CSV file read with `load_table` (the line the record starts on), `FILE, row N` for parquet, and
+    `Row N (1-based)` for a dataset that came from no file."""
+    if source is None:
+        return f"Row {index + 1} (1-based)"
+    if Path(source).suffix.lower() in (".jsonl", ".json", ".csv"):
+        for line, _ in islice(iter_records(source), index, None):
+            return f"{source}, line {line}"
+    return f"{source}, row {index + 1}"
+
+
 def load_table(path: str | Path) -> Dataset:
     """Read a JSONL, JSON-lines, CSV or parquet file into a `datasets.Dataset`, with errors that name the line."""
     path = Path(path)
@@ -66,7 +111,15 @@ def load_table(path: str | Path) -> Dataset:
                 f"{path}: a column holds values of mixed types: {_mixed_column(numbered) or error}; make each column "
                 "one type (null is fine for a missing value)."
             ) from None
-    dataset = Dataset.from_csv(str(path)) if suffix == ".csv" else Dataset.from_parquet(str(path))
+    if suffix == ".csv":
+        try:
+            dataset = Dataset.from_csv(str(path))
+        except Exception as error:  # pandas' parse error comes wrapped, without the file: find the line
+            for _ in iter_csv(path):
+                pass
+            raise ValueError(f"{path}: unreadable CSV ({error.__cause__ or error}).") from None
+    else:
+        dataset = Dataset.from_parquet(str(path))
     if len(dataset) == 0:
         raise ValueError(f"{path} is empty: it holds no records.")
     return dataset
@@ -88,10 +141,11 @@ def _mixed_column(numbered: list[tuple[int, dict]]) -> str | None:
     return None
 
 
-def _require_columns(dataset: Dataset, columns: Iterable[str]) -> None:
+def _require_columns(dataset: Dataset, columns: Iterable[str], source: str | Path | None = None) -> None:
     missing = [column for column in columns if column not in dataset.column_names]
     if missing:
-        raise ValueError(f"Missing column(s) {missing}; the data has columns {dataset.column_names}.")
+        prefix = f"{source}: " if source is not None else ""
+        raise ValueError(f"{prefix}Missing column(s) {missing}; the data has columns {dataset.column_names}.")
 
 
 def infer_groups(
@@ -99,10 +153,13 @@ def infer_groups(
     multiclass: Iterable[str] = (),
     multilabel: Iterable[str] = (),
     regression: Iterable[str] = (),
+    source: str | Path | None = None,
 ) -> list[dict]:
-    """Build the group spec from training data: one group per named column, labels sorted as strings."""
+    """Build the group spec from training data: one group per named column, labels sorted as strings.
+
+    `source`: the file `dataset` was read from with `load_table`, unchanged; errors then name it and the line."""
     multiclass, multilabel, regression = list(multiclass), list(multilabel), list(regression)
-    _require_columns(dataset, multiclass + multilabel + regression)
+    _require_columns(dataset, multiclass + multilabel + regression, source)
     groups = []
     for name in multiclass + multilabel:
         labels = set()
@@ -112,7 +169,7 @@ def infer_groups(
             values = [value] if name in multiclass else value
             if (name in multiclass) != isinstance(value, str) or not all(isinstance(v, str) for v in values):
                 kind = "a label string" if name in multiclass else "a list of label strings"
-                raise TypeError(f"Row {row}, column `{name}`: expected {kind} or null, got {value!r}.")
+                raise TypeError(f"{locate(row, source)}, column `{name}`: expected {kind} or null, got {value!r}.")
             labels.update(values)
         kind = "multiclass" if name in multiclass else "multilabel"
         groups.append({"name": name, "type": kind, "labels": sorted(labels)})
@@ -129,21 +186,27 @@ def prepare_dataset(
     max_length: int | None = None,
     ignore_unknown_labels: bool = False,
     ignore_option: str | None = "ignore_unknown_labels=True",
+    source: str | Path | None = None,
 ) -> Dataset:
     """Tokenize `text_column` and encode the group columns into `labels`; pad later with `DataCollatorWithPadding`.
 
-    A row whose text is missing or not a string, or whose label is unknown, raises with the row number; with
+    A row whose text is missing or not a string, or whose label is unknown, raises; with
     `ignore_unknown_labels=True` unknown labels are dropped instead (a label the training data never saw). The
     unknown-label error suggests passing `ignore_option` (the CLI names its flag; None suggests nothing).
     Group columns absent from the dataset count as missing for every row.
+
+    `source`: the file `dataset` was read from with `load_table`, unchanged; errors then say `FILE, line N` as an
+    editor numbers lines (`FILE, row N` for parquet). Without it they say `Row N (1-based)`: `dataset[N - 1]`.
     """
-    _require_columns(dataset, [text_column])
+    _require_columns(dataset, [text_column], source)
 
     def encode(batch: dict, indices: list[int]) -> dict:
         texts = batch[text_column]
         for row, text in zip(indices, texts):
             if not isinstance(text, str):
-                raise ValueError(f"Row {row}: `{text_column}` must be a string, got {text!r}; drop or fill that row.")
+                raise ValueError(
+                    f"{locate(row, source)}: `{text_column}` must be a string, got {text!r}; drop or fill that row."
+                )
         encoded = tokenizer(texts, truncation=True, max_length=max_length)
         labels = []
         for i, row in enumerate(indices):
@@ -153,7 +216,7 @@ def prepare_dataset(
             except (TypeError, ValueError) as error:
                 known = ignore_option and "unknown label" in str(error)
                 hint = f" To drop labels the model does not know, pass {ignore_option}." if known else ""
-                raise type(error)(f"Row {row}: {error}{hint}") from None
+                raise type(error)(f"{locate(row, source)}: {error}{hint}") from None
         return {**encoded, "labels": labels}
 
     return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)

@@ -24,3 +24,32 @@ def batched_logits(
         ).to(device)
         logits[indices] = model(**batch).logits.float().cpu().numpy()
     return logits
+
+
+def prediction_columns(rows: Sequence[dict]) -> dict[str, list]:
+    """The pipeline's predictions as columns, for `datasets.Dataset.map(..., batched=True)` or a DataFrame.
+
+    A multiclass group gives `<group>` (its label) and `<group>_score`; a multilabel group (or any group asked with
+    `top_k` other than 1) `<group>` (a list of labels, best first) and `<group>_scores`; a regression group
+    `<group>` (its value).
+
+    ```python
+    >>> columns = prediction_columns([{"polarity": {"label": "positive", "score": 0.9},
+    ...                                "aspects": [{"label": "food", "score": 0.8}], "stars": {"value": 4.5}}])
+    >>> columns["polarity"], columns["polarity_score"], columns["aspects"], columns["aspects_scores"], columns["stars"]
+    (['positive'], [0.9], [['food']], [[0.8]], [4.5])
+
+    ```
+    """
+    columns: dict[str, list] = {}
+    for row in rows:
+        for group, prediction in row.items():
+            if isinstance(prediction, list):
+                cells = {group: [p["label"] for p in prediction], f"{group}_scores": [p["score"] for p in prediction]}
+            elif "value" in prediction:
+                cells = {group: prediction["value"]}
+            else:
+                cells = {group: prediction["label"], f"{group}_score": prediction["score"]}
+            for name, value in cells.items():
+                columns.setdefault(name, []).append(value)
+    return columns

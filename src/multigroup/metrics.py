@@ -188,14 +188,15 @@ def format_metrics_table(metrics: dict[str, float], config: MultiGroupConfig, pr
 
 
 def format_report(report: dict[str, list[dict]]) -> str:
-    """The per-label report as text; rare labels are marked with `*`."""
+    """The per-label report as text, label names in full; rare labels are marked with `*`."""
     lines = []
     for name, rows in report.items():
-        lines.append(f"{name}\n{'label':<28}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+        width = max([len("label"), *(len(row["label"]) for row in rows)]) + 2
+        lines.append(f"{name}\n{'label':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
         for row in rows:
             flag = " *" if row["rare"] else ""
             lines.append(
-                f"{row['label'][:27]:<28}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}"
+                f"{row['label']:<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}"
                 f"{row['support']:>9}{flag}"
             )
         rare = [row["label"] for row in rows if row["rare"]]

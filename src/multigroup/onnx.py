@@ -44,10 +44,10 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
 
     from .auto import AutoModelForMultiGroupClassification
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     model = AutoModelForMultiGroupClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    output_dir = Path(output_dir)  # made once the model loaded: a wrong model_dir leaves no empty folder
+    output_dir.mkdir(parents=True, exist_ok=True)
     sample = tokenizer(
         ["A short text.", "A somewhat longer second text for the export."], padding=True, return_tensors="pt"
     )

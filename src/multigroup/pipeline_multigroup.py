@@ -6,6 +6,8 @@ torch, transformers and the other remote-code files.
 
 import json
 import tempfile
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,38 @@ PIPELINE_TASK = "multi-group-classification"
 _UNSET = object()
 
 
-def _check_texts(inputs: Any) -> list[str]:
+# A stream is read this many batches at a time; texts are sorted by length within that window, so that texts of
+# similar length share a batch (little padding), and results are given back in input order.
+WINDOW_BATCHES = 64
+
+
+def _check_texts(texts: list, start: int = 0) -> list[str]:
+    """The texts, or a TypeError naming the first item that is not a string by its position in the whole input."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            hint = " For a datasets.Dataset, pass its column: clf(ds['text'])." if isinstance(text, dict) else ""
+            raise TypeError(
+                f"Input #{start + i} is {type(text).__name__} {text!r}; every input must be a string (use '' for "
+                f"none).{hint}"
+            )
+    return texts
+
+
+def _as_stream(inputs: Any) -> tuple[Iterator, bool]:
+    """An iterator over the texts, and whether the caller gets a list back (a list, tuple or other sized sequence
+    such as a `datasets` Column) or an iterator (a dataset, `KeyDataset`, generator or any other iterable)."""
     if isinstance(inputs, (list, tuple)):
-        for i, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"Input #{i} is {type(text).__name__} {text!r}; every input must be a string (use '' for none)."
-                )
-        return list(inputs)
-    raise TypeError(f"The pipeline takes a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
+        return iter(inputs), True
+    if isinstance(inputs, torch.utils.data.Dataset) and hasattr(inputs, "__len__"):
+        return (inputs[i] for i in range(len(inputs))), False
+    if hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__") and not isinstance(inputs, (str, bytes, dict)):
+        return iter(inputs), True
+    if hasattr(inputs, "__iter__") and not isinstance(inputs, (str, bytes, dict)):
+        return iter(inputs), False
+    raise TypeError(
+        f"The pipeline takes a string, a list of strings, a dataset column or any iterable of strings, got "
+        f"{type(inputs).__name__} {inputs!r}."
+    )
 
 
 def model_card(config, repo_id: str = "your-name/your-model", evaluations: list[dict] | None = None) -> str:
@@ -106,7 +131,9 @@ class MultiGroupClassificationPipeline(Pipeline):
 
     `clf("text")` returns one dict keyed by group name, in group order: a multiclass group gives
     `{"label": str, "score": float}`, a multilabel group a list of `{"label", "score"}` at or above the thresholds
-    (best first, possibly empty), a regression group `{"value": float}`. A list of texts returns a list of those.
+    (best first, possibly empty), a regression group `{"value": float}`. A list, tuple or `datasets` column of texts
+    returns a list of those; a dataset, `KeyDataset`, generator or other iterable an iterator over them, in input
+    order (texts are read `WINDOW_BATCHES` batches at a time, so a stream's memory stays flat).
 
     Call arguments: `top_k=None` (or an int k) returns every (or the k best) label with its score for each
     classification group; `groups=[...]` restricts the groups returned; `threshold=` overrides the multilabel
@@ -131,23 +158,29 @@ class MultiGroupClassificationPipeline(Pipeline):
     def _empty_logits(self) -> torch.Tensor:
         return torch.zeros(0, self.model.config.num_columns)
 
-    def __call__(self, inputs: str | list[str], **kwargs):
-        # One text, or a stream (generator, dataset) that transformers iterates item by item.
-        if isinstance(inputs, str) or (not isinstance(inputs, (list, tuple)) and hasattr(inputs, "__iter__")):
+    def __call__(self, inputs, **kwargs):
+        if isinstance(inputs, str):
             return super().__call__(inputs, **kwargs)
-        texts = _check_texts(inputs)
-        if not texts:
-            return []
+        stream, sized = _as_stream(inputs)
         batch_size = kwargs.pop("batch_size", None) or self._batch_size or 1
-        # Texts of similar length share a batch, and each batch is one pipeline item: little padding, no
-        # per-text overhead. Results are put back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        chunks = [[texts[i] for i in order[start : start + batch_size]] for start in range(0, len(texts), batch_size)]
-        rows = [row for chunk in super().__call__(chunks, batch_size=1, **kwargs) for row in chunk]
-        results = [None] * len(texts)
-        for position, i in enumerate(order):
-            results[i] = rows[position]
-        return results
+        checked = {"top_k", "threshold", "groups", "max_length"}  # fail at the call, not at the first result
+        self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key in checked})
+        results = self._in_order(stream, batch_size, kwargs)
+        return list(results) if sized else results
+
+    def _in_order(self, stream: Iterator, batch_size: int, kwargs: dict) -> Iterator[dict]:
+        """One rule for every input: read a window of texts, sort it by length into batches (each batch is one
+        pipeline item, padded once), give the results back in input order; memory stays that of one window."""
+        start = 0
+        while window := _check_texts(list(islice(stream, batch_size * WINDOW_BATCHES)), start):
+            order = sorted(range(len(window)), key=lambda i: len(window[i]))
+            batches = [[window[i] for i in order[s : s + batch_size]] for s in range(0, len(window), batch_size)]
+            rows = [row for batch in super().__call__(batches, batch_size=1, **kwargs) for row in batch]
+            results = [None] * len(window)
+            for position, i in enumerate(order):
+                results[i] = rows[position]
+            yield from results
+            start += len(window)
 
     def save_pretrained(self, save_directory, **kwargs):
         """Save the model (weights, config, code files) and its tokenizer, readable by transformers 4 and 5."""

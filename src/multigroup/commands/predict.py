@@ -1,6 +1,5 @@
 """Predict every group for each text of a JSONL or CSV file, streamed in chunks; one JSON line per input."""
 
-import csv
 import json
 import os
 import sys
@@ -12,26 +11,50 @@ from pathlib import Path
 def register(parser) -> None:
     parser.add_argument("--model", required=True, help="a saved multigroup model folder")
     parser.add_argument("--file", required=True, help="JSONL or CSV with a text column")
-    parser.add_argument("--output", required=True, help="JSONL written: {id, predictions} per input line")
-    parser.add_argument("--text-column", default="text")
+    parser.add_argument(
+        "--output", required=True,
+        help='JSONL written, one line per input line, in input order: {"id": ..., "<group>": ..., ...} with each '
+        'group\'s prediction under its name: multiclass {"label", "score"}, multilabel the list of {"label", '
+        '"score"} at or above their threshold, best first, regression {"value"}',
+    )  # fmt: skip
+    parser.add_argument("--text-column", default="text", help="the column holding the texts")
     parser.add_argument("--id-column", default="id", help="copied to the output; the line number when absent")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument("--chunk-size", type=int, default=4096, help="records read and predicted at a time")
-    parser.add_argument("--top-k", type=int, default=1, help="0 for every label with its score")
-    parser.add_argument("--threshold", type=float, default=None, help="override the multilabel thresholds")
+    parser.add_argument(
+        "--top-k", type=int, default=1,
+        help="1: what --output describes; k above 1: the k best labels with their scores for every classification "
+        "group, multilabel included; 0: every label with its score",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threshold", type=float, default=None,
+        help="one threshold for every multilabel label; default: each label's own, stored in the model's config",
+    )  # fmt: skip
+    parser.add_argument(
+        "--on-error", choices=["fail", "skip"], default="fail",
+        help="a row whose text is missing or not a string: fail (default) stops and names its line; skip leaves it "
+        "out of OUTPUT and writes it, with its line and the reason, to OUTPUT_STEM.skipped.jsonl. An empty text is "
+        "no error: it is predicted (from no words: the model's prior) and a warning names its lines",
+    )  # fmt: skip
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict]]:
-    """`(line number, record)` pairs from a JSONL or CSV file, one at a time."""
-    from ..data import iter_jsonl
+    """`(line number, record)` pairs from a JSONL or CSV file, one at a time; the line a record starts on."""
+    from ..data import iter_records
 
-    if path.suffix.lower() in (".jsonl", ".json"):
-        yield from iter_jsonl(path)
-    elif path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            yield from enumerate(csv.DictReader(handle), start=2)
-    else:
+    if path.suffix.lower() not in (".jsonl", ".json", ".csv"):
         raise ValueError(f"{path}: predict reads .jsonl or .csv files, got {path.suffix!r}.")
+    yield from iter_records(path)
+
+
+def _lines(numbers: list[int], shown: int = 10) -> str:
+    """`line 5`, `lines 5, 9`, or the first `shown` and how many more."""
+    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers[:shown]))}{more}"
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'s' if count != 1 else ''}"
 
 
 def run(args, extra: list[str]) -> int:
@@ -50,35 +73,71 @@ def run(args, extra: list[str]) -> int:
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")  # renamed at the end: a failed run leaves OUTPUT as it was
+    skipped_path = output.with_name(f"{output.stem}.skipped.jsonl")
+    skipped_partial = output.with_name(f".{skipped_path.name}.partial")
     try:
-        count = _write(classify, records, path, args, options, partial)
+        count, skipped, empty = _write(classify, records, path, args, options, partial, skipped_partial)
         os.replace(partial, output)
+        if skipped:
+            os.replace(skipped_partial, skipped_path)
+        else:  # an earlier run's list does not describe this OUTPUT
+            skipped_path.unlink(missing_ok=True)
     finally:
         partial.unlink(missing_ok=True)
+        skipped_partial.unlink(missing_ok=True)
     print(f"Wrote {count} predictions to {output}", file=sys.stderr)
+    if skipped:
+        print(f"Skipped {_rows(len(skipped))} ({_lines(skipped)}): see {skipped_path}", file=sys.stderr)
+    if empty:
+        print(
+            f"Warning: {_rows(len(empty))} with an empty `{args.text_column}` ({_lines(empty)}) got predictions "
+            "from no words (the model's prior); drop them from the input if you want no prediction there.",
+            file=sys.stderr,
+        )
     return 0
 
 
-def _write(classify, records, path: Path, args, options: dict, partial: Path) -> int:
+def _write(classify, records, path: Path, args, options: dict, partial: Path, skipped_partial: Path):
+    """Predict and write every row with a text; returns the count and the lines skipped and with an empty text."""
     from tqdm.auto import tqdm
 
-    count = 0
-    with open(partial, "w", encoding="utf-8") as out, tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar:
+    count, skipped, empty, first_skipped = 0, [], [], None
+    with (
+        open(partial, "w", encoding="utf-8") as out,
+        open(skipped_partial, "w", encoding="utf-8") as side,
+        tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar,
+    ):
         while chunk := list(islice(records, args.chunk_size)):
-            texts = []
+            kept = []
             for line, record in chunk:
                 text = record.get(args.text_column)
-                if not isinstance(text, str):
+                if isinstance(text, str):
+                    kept.append((line, record, text))
+                    if not text.strip():
+                        empty.append(line)
+                    continue
+                reason = f"`{args.text_column}` must be a string, got {text!r}" + (
+                    f"; columns are {sorted(record)}" if args.text_column not in record else ""
+                )
+                if args.on_error == "fail":
                     raise ValueError(
-                        f"{path}, line {line}: `{args.text_column}` must be a string, got {text!r}"
-                        + (f"; columns are {sorted(record)}" if args.text_column not in record else "")
+                        f"{path}, line {line}: {reason}. Fix or drop that line, or pass --on-error skip to leave "
+                        "such rows out (listed in a side file)."
                     )
-                texts.append(text)
-            for (line, record), prediction in zip(chunk, classify(texts, **options)):
+                side.write(json.dumps({"line": line, "reason": reason, "record": record}, ensure_ascii=False) + "\n")
+                skipped.append(line)
+                first_skipped = record if first_skipped is None else first_skipped
+            predictions = classify([text for _, _, text in kept], **options) if kept else []
+            for (line, record, _), prediction in zip(kept, predictions):
                 row = {"id": record.get(args.id_column, line), **prediction}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += len(chunk)
+            count += len(kept)
             bar.update(len(chunk))
+    if count == 0 and skipped:
+        raise ValueError(
+            f"{path}: none of its {_rows(len(skipped))} has a string `{args.text_column}` (the first has columns "
+            f"{sorted(first_skipped)}); name the text column with --text-column."
+        )
     if count == 0:
         raise ValueError(f"{path} is empty: it holds no records.")
-    return count
+    return count, skipped, empty

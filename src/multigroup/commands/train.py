@@ -18,16 +18,19 @@ def register(parser) -> None:
     )
     parser.add_argument(
         "--validation-file",
-        help="evaluated each epoch; also picks the thresholds (so its final scores are optimistic)",
+        help="evaluated each epoch; also picks the thresholds (so its final scores are optimistic); without one: no "
+        "evaluation, and the multilabel thresholds stay the groups' own (0.3 unless --groups sets them)",
     )
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--multiclass", action="append", default=[], metavar="COL", help="a one-label group")
-    parser.add_argument("--multilabel", action="append", default=[], metavar="COL", help="a many-label group")
-    parser.add_argument("--regression", action="append", default=[], metavar="COL", help="a numeric group")
+    parser.add_argument("--text-column", default="text", help="the column holding the texts")
+    parser.add_argument("--multiclass", action="append", default=[], metavar="COL", help="a one-label group (repeat)")
+    parser.add_argument("--multilabel", action="append", default=[], metavar="COL", help="a many-label group (repeat)")
+    parser.add_argument("--regression", action="append", default=[], metavar="COL", help="a numeric group (repeat)")
     parser.add_argument("--groups", help="a JSON file with the list of groups (instead of the three flags above)")
-    parser.add_argument("--weight", action="append", default=[], metavar="GROUP=W", help="a group's loss weight")
+    parser.add_argument(
+        "--weight", action="append", default=[], metavar="GROUP=W", help="a group's loss weight (repeat); default: 1"
+    )
     parser.add_argument("--model", required=True, help="encoder path or Hub id (BERT, CamemBERT, RoBERTa, XLM-R)")
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--output-dir", required=True, help="where the model, its tokenizer and card are saved")
     parser.add_argument(
         "--loss-weighting", choices=["balanced", "fixed", "normalized", "uncertainty"], default="balanced",
         help="balanced (default): every group pulls on the shared encoder alike, times its --weight",
@@ -37,13 +40,18 @@ def register(parser) -> None:
     parser.add_argument("--no-tune-thresholds", action="store_true", help="the same as --thresholds fixed")
     parser.add_argument(
         "--pooling", choices=["cls", "mean"], default=None,
-        help="default: the checkpoint's own (1_Pooling/config.json of a sentence-transformers model), else cls",
+        help="how one vector is made of the text's token vectors: cls (the first token's) or mean (their average); "
+        "default: the checkpoint's own (a saved multigroup model's, or a sentence-transformers model's "
+        "1_Pooling/config.json), else cls",
     )  # fmt: skip
     parser.add_argument(
         "--head-learning-rate", type=float, default=None,
         help="learning rate of the new head; default: the model's head_multiplier (30) times --learning_rate",
     )  # fmt: skip
-    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument(
+        "--max-length", type=int, default=None,
+        help="longer texts are cut to this many tokens; default: the tokenizer's model_max_length",
+    )  # fmt: skip
     parser.add_argument(
         "--ignore-unknown-labels", action="store_true", help="drop validation labels unseen in training"
     )
@@ -60,7 +68,7 @@ def _groups(args, table) -> list[dict]:
         raise ValueError(
             "Name the groups: --multiclass COL, --multilabel COL, --regression COL, or --groups spec.json."
         )
-    groups = infer_groups(table, args.multiclass, args.multilabel, args.regression)
+    groups = infer_groups(table, args.multiclass, args.multilabel, args.regression, source=args.train_file)
     weights = dict(item.split("=", 1) for item in args.weight)
     for group in groups:
         if group["name"] in weights:
@@ -70,6 +78,13 @@ def _groups(args, table) -> list[dict]:
             f"--weight names unknown group(s) {sorted(weights)}; groups are {[g['name'] for g in groups]}."
         )
     return groups
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6; CUDA alone before
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 def run(args, extra: list[str]) -> int:
@@ -89,26 +104,31 @@ def run(args, extra: list[str]) -> int:
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
     from ..versions_multigroup import is_hub_id
-    from .common import apply_threshold_rule
+    from .common import ENCODER, apply_threshold_rule, reading_model
 
     output_dir = Path(args.output_dir)
     defaults = ["--output_dir", str(output_dir / "checkpoints"), "--report_to", "none", "--save_strategy", "no"]
     defaults += ["--logging_strategy", "epoch"]
     if args.validation_file:
         defaults += ["--eval_strategy", "epoch"]
+    if not _has_accelerator():  # pinned memory needs one: torch's DataLoader would warn on every CPU run
+        defaults += ["--dataloader_pin_memory", "false"]
     (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(defaults + extra)
 
     train_table = load_table(args.train_file)
     groups = _groups(args, train_table)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
     options = {"pooling": args.pooling} if args.pooling else {}
-    model = AutoModelForMultiGroupClassification.from_pretrained(
-        args.model, groups=groups, loss_weighting=args.loss_weighting, **options
-    )
+    with reading_model(args.model, fix=ENCODER):
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        model = AutoModelForMultiGroupClassification.from_pretrained(
+            args.model, groups=groups, loss_weighting=args.loss_weighting, **options
+        )
     model.config.base_model = args.model if is_hub_id(args.model) else None  # never a path on this machine
     config = model.config
     # --ignore-unknown-labels covers the validation file only: a training label outside --groups is an error.
-    train = prepare_dataset(train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None)
+    train = prepare_dataset(
+        train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None, source=args.train_file
+    )
     train_labels = np.array(train["labels"], dtype=np.float32)
     if args.loss_weighting != "fixed":  # under "balanced" the scales only make the logged losses comparable
         fit_loss_scales(config, train_labels)
@@ -119,6 +139,7 @@ def run(args, extra: list[str]) -> int:
         validation = prepare_dataset(
             load_table(args.validation_file), tokenizer, config, args.text_column, args.max_length,
             ignore_unknown_labels=args.ignore_unknown_labels, ignore_option="--ignore-unknown-labels",
+            source=args.validation_file,
         )  # fmt: skip
 
     rule = "fixed" if args.no_tune_thresholds else args.thresholds
