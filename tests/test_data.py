@@ -144,3 +144,13 @@ def test_iter_csv_gives_start_lines_and_rejects_extra_fields(tmp_path):
     path.write_text("id,text\n1,hello, world\n")
     with pytest.raises(ValueError, match=re.escape(f"{path}, line 2: 3 fields but the header has 2; quote")):
         list(iter_csv(path))
+
+
+def test_a_csv_row_with_too_many_fields_names_its_line(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text('text,score\n"fine, really",S2\nslow, rude,S1\n')
+    with pytest.raises(ValueError) as raised:
+        load_table(path)
+    assert str(raised.value) == (
+        f'{path}, line 3: 3 fields but the header has 2; quote any field that holds a comma ("a, b").'
+    )

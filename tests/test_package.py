@@ -43,11 +43,11 @@ def test_the_first_use_of_a_public_name_lets_transformers_load_a_saved_folder_wi
     code = (
         "import multigroup\n"
         f"{first_use}\n"
-        "from transformers import AutoConfig, AutoModel, pipeline\n"
+        "from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline\n"
         f"folder = {str(saved_article_model)!r}\n"
         "config = AutoConfig.from_pretrained(folder)\n"  # trust_remote_code unset: the registered class or an error
         "model = AutoModel.from_pretrained(folder)\n"
-        "clf = pipeline('multi-group-classification', model=folder)\n"
+        "clf = pipeline('multi-group-classification', model=model, tokenizer=AutoTokenizer.from_pretrained(folder))\n"
         "print(type(config).__module__, type(model).__module__, type(clf).__module__)\n"
     )
     installed = ["multigroup.configuration_multigroup", "multigroup.modeling_multigroup"]
@@ -63,4 +63,4 @@ def test_public_names_are_listed_and_imported_on_demand():
     with pytest.raises(ImportError, match="NoSuchName"):
         exec("from multigroup import NoSuchName", {})
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
-        multigroup.no_such_name  # noqa: B018
+        multigroup.no_such_name

@@ -53,7 +53,7 @@ def test_empty_list_gives_empty_list(clf):
 @pytest.mark.parametrize(
     "inputs, kwargs, error, match",
     [
-        (None, {}, TypeError, "string or a list of strings, got NoneType"),
+        (None, {}, TypeError, "any iterable of strings, got NoneType"),
         (3, {}, TypeError, "got int 3"),
         (["fine", 4], {}, TypeError, "Input #1 is int"),
         ("fine", {"groups": ["nope"]}, ValueError, "Unknown group 'nope'"),

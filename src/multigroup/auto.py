@@ -1,16 +1,20 @@
 """AutoModelForMultiGroupClassification: builds the multi-group model of a checkpoint's encoder family.
 
 Importing this module registers `MultiGroupConfig` and this class with transformers' Auto classes (`AutoConfig`,
-`AutoModel`, `AutoModelForSequenceClassification`), so that `AutoConfig`, `AutoTokenizer`, `AutoModel` and
-`pipeline(...)` use the installed code for a saved model folder instead of asking to run the folder's copy
-(`trust_remote_code`). What imports this module, and so registers:
-- the first use of any name that `multigroup` exports: `from multigroup import MultiGroupConfig` (or any other
-  name in `multigroup.__all__` but `EVALUATE_MODULE`), `multigroup.AutoModelForMultiGroupClassification`, ...;
+`AutoModel`, `AutoModelForSequenceClassification`), so that `AutoConfig`, `AutoTokenizer` and `AutoModel` load a
+saved model folder with the installed code instead of asking to run the folder's copy (`trust_remote_code`).
+`pipeline("multi-group-classification", model=model, tokenizer=tokenizer)` then takes the loaded model; given the
+folder's path, transformers asks for `trust_remote_code` whatever is registered (its config.json names the
+pipeline's code file).
+
+What imports this module, and so registers:
+- the first use of any name that `multigroup` exports but `EVALUATE_MODULE` and `__version__`:
+  `from multigroup import MultiGroupConfig`, `multigroup.AutoModelForMultiGroupClassification`, ...;
 - every `multigroup` command that loads a model;
 - `import multigroup.auto`.
 A bare `import multigroup` does not (it imports neither torch nor transformers, so that `multigroup --help` is
 quick), nor does importing a submodule such as `multigroup.modeling_multigroup` alone. `tests/test_package.py`
-checks both sides.
+tests that the import stays light and that a first use registers.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification

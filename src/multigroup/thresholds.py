@@ -69,7 +69,7 @@ def choose_thresholds(
     Rows whose group is missing (nan) are left out. A label with no positive example follows its group.
     `apply=True` stores them in the config, where decoding, the pipeline and the metrics read them.
     """
-    from .metrics import counts, f1_from_counts
+    from .metrics import counts, f1_from_counts  # here, not at the top: metrics imports torch
 
     if rule not in RULES:
         raise ValueError(f"Unknown threshold rule {rule!r}; choose one of {list(RULES)} (default {DEFAULT_RULE!r}).")

@@ -15,10 +15,10 @@ ENCODER = (
 
 @contextmanager
 def reading_model(name: str, fix: str = SAVED_MODEL):
-    """Around the loading of `--model NAME`: where transformers would raise OSError (a long traceback about
-    connecting to the Hub) for a name that is neither a folder here nor a Hub repo within reach, one line that says
-    which, and `fix`. A name spelled like a Hub id (`org/name`, `name`) is also said to be out of the Hub's reach; a
-    path (`./model`, `out/nope` where `out/` exists) is a missing folder alone."""
+    """Around the loading of `--model NAME`. For a name that is neither a folder here nor a Hub repo within reach,
+    transformers raises OSError (a long traceback about connecting to the Hub); this raises one line instead, that
+    says which and ends with `fix`. A name spelled like a Hub id (`org/name`, `name`) is both a missing folder and
+    a repo out of reach; a path (`./model`, or `out/nope` where `out/` exists) is a missing folder alone."""
     path = Path(name)
     if path.is_dir() and not (path / "config.json").is_file():
         raise FileNotFoundError(f"--model {name}: that folder holds no config.json. {fix}.")

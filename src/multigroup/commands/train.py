@@ -18,14 +18,16 @@ def register(parser) -> None:
     )
     parser.add_argument(
         "--validation-file",
-        help="evaluated each epoch; also picks the thresholds (so its final scores are optimistic); without one: no "
-        "evaluation, and the multilabel thresholds stay the groups' own (0.3 unless --groups sets them)",
+        help="evaluated each epoch; also picks the thresholds (so its final scores are optimistic); default: none, "
+        "then no evaluation, and the multilabel thresholds stay the groups' own (0.3 unless --groups sets them)",
     )
     parser.add_argument("--text-column", default="text", help="the column holding the texts")
     parser.add_argument("--multiclass", action="append", default=[], metavar="COL", help="a one-label group (repeat)")
     parser.add_argument("--multilabel", action="append", default=[], metavar="COL", help="a many-label group (repeat)")
     parser.add_argument("--regression", action="append", default=[], metavar="COL", help="a numeric group (repeat)")
-    parser.add_argument("--groups", help="a JSON file with the list of groups (instead of the three flags above)")
+    parser.add_argument(
+        "--groups", help="a JSON file with the list of groups, instead of the three flags above (default: none)"
+    )
     parser.add_argument(
         "--weight", action="append", default=[], metavar="GROUP=W", help="a group's loss weight (repeat); default: 1"
     )
