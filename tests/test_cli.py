@@ -439,3 +439,16 @@ def test_every_option_that_can_be_left_out_says_its_default(capsys):
         with pytest.raises(SystemExit):
             main([name, "--help"])
         assert "(default: None)" not in capsys.readouterr().out
+
+
+def test_weights_apply_to_a_groups_spec_file_too(tmp_path):
+    from argparse import Namespace
+
+    from multigroup.commands.train import _groups
+
+    spec = tmp_path / "groups.json"
+    spec.write_text(json.dumps([{"name": "score", "type": "multiclass", "labels": ["bad", "good"]}]))
+    args = Namespace(groups=str(spec), multiclass=[], multilabel=[], regression=[], weight=["score=2.5"])
+    assert _groups(args, None)[0]["weight"] == 2.5
+    with pytest.raises(ValueError, match=r"--weight names unknown group\(s\) \['topics'\]"):
+        _groups(Namespace(**{**vars(args), "weight": ["topics=2"]}), None)

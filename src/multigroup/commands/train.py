@@ -65,12 +65,13 @@ def _groups(args, table) -> list[dict]:
     if args.groups:
         if args.multiclass or args.multilabel or args.regression:
             raise ValueError("Give either --groups spec.json or --multiclass/--multilabel/--regression, not both.")
-        return json.loads(Path(args.groups).read_text())
-    if not (args.multiclass or args.multilabel or args.regression):
+        groups = json.loads(Path(args.groups).read_text())
+    elif not (args.multiclass or args.multilabel or args.regression):
         raise ValueError(
             "Name the groups: --multiclass COL, --multilabel COL, --regression COL, or --groups spec.json."
         )
-    groups = infer_groups(table, args.multiclass, args.multilabel, args.regression, source=args.train_file)
+    else:
+        groups = infer_groups(table, args.multiclass, args.multilabel, args.regression, source=args.train_file)
     weights = dict(item.split("=", 1) for item in args.weight)
     for group in groups:
         if group["name"] in weights:
