@@ -9,7 +9,7 @@ gives).
 import importlib
 from pathlib import Path
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 # `evaluate.load(EVALUATE_MODULE)` loads the per-group metrics offline.
 EVALUATE_MODULE = str(Path(__file__).parent / "evaluate_module" / "multigroup_metrics.py")
 
