@@ -452,3 +452,17 @@ def test_weights_apply_to_a_groups_spec_file_too(tmp_path):
     assert _groups(args, None)[0]["weight"] == 2.5
     with pytest.raises(ValueError, match=r"--weight names unknown group\(s\) \['topics'\]"):
         _groups(Namespace(**{**vars(args), "weight": ["topics=2"]}), None)
+
+
+def test_a_group_flag_takes_several_columns_or_repeats():
+    import argparse
+
+    from multigroup.commands import train
+
+    parser = argparse.ArgumentParser()
+    train.register(parser)
+    base = ["--train-file", "t.jsonl", "--model", "m", "--output-dir", "o"]
+    args, extra = parser.parse_known_args([*base, "--multilabel", "entities", "aspects", "--num_train_epochs", "1"])
+    assert args.multilabel == ["entities", "aspects"] and extra == ["--num_train_epochs", "1"]
+    args, _ = parser.parse_known_args([*base, "--multilabel", "entities", "--multilabel", "aspects"])
+    assert args.multilabel == ["entities", "aspects"]

@@ -22,9 +22,11 @@ def register(parser) -> None:
         "then no evaluation, and the multilabel thresholds stay the groups' own (0.3 unless --groups sets them)",
     )
     parser.add_argument("--text-column", default="text", help="the column holding the texts")
-    parser.add_argument("--multiclass", action="append", default=[], metavar="COL", help="a one-label group (repeat)")
-    parser.add_argument("--multilabel", action="append", default=[], metavar="COL", help="a many-label group (repeat)")
-    parser.add_argument("--regression", action="append", default=[], metavar="COL", help="a numeric group (repeat)")
+    # One or more columns per flag, and the flag repeatable: `--multilabel entities aspects` or one flag each.
+    for flag, kind in (("--multiclass", "one-label"), ("--multilabel", "many-label"), ("--regression", "numeric")):
+        parser.add_argument(
+            flag, action="extend", nargs="+", default=[], metavar="COL", help=f"{kind} group column(s)"
+        )
     parser.add_argument(
         "--groups", help="a JSON file with the list of groups, instead of the three flags above (default: none)"
     )
