@@ -94,10 +94,10 @@ if __name__ == "__main__":
 #   3. balanced groups, pooling mean (from the checkpoint)
 #   Evaluation (epoch 20.00, step 80)
 #   group            f1_micro   f1_macro   accuracy   subset_accuracy   ...   loss
-#   global_score       0.4500     0.4182     0.4500                 -         2.3637
-#   emotions           0.6190     0.3805          -            0.5000         0.3248
-#   causes             0.5854     0.6162          -            0.3500         0.3773
-#   5. thresholds: {'emotions': [0.25, 0.25, 0.25, 0.25, 0.23, 0.25], 'causes': [0.39, 0.47, 0.42, 0.39, 0.51, 0.4]}
+#   global_score       0.3500     0.3285     0.3500                 -         2.3327
+#   emotions           0.6667     0.5503          -            0.4500         0.3309
+#   causes             0.5714     0.5667          -            0.2500         0.3765
+#   5. thresholds: {'emotions': [0.21, 0.17, 0.19, 0.21, 0.19, 0.26], 'causes': [0.13, 0.16, 0.12, 0.11, 0.21, 0.12]}
 #   * rare (low support), expect a poor score: anger, gratitude, relief
-#   6. {'global_score': {'label': 'S1', 'score': 0.91}, 'emotions': [{'label': 'frustration', 'score': 0.86}, ...],
-#       'causes': [{'label': 'information', 'score': 0.89}]}
+#   6. {'global_score': {'label': 'S5', 'score': 0.86}, 'emotions': [{'label': 'frustration', 'score': 0.87}, ...],
+#       'causes': [{'label': 'information', 'score': 0.90}, {'label': 'online_service', 'score': 0.19}]}
