@@ -181,3 +181,37 @@ def test_loading_a_plain_checkpoint_says_in_one_line_that_the_head_is_new(tmp_pa
     assert len(messages) == 1 and "LOAD REPORT" not in messages[0], messages
     assert "New multi-group head for ['score', 'topics', 'stars'] on the `roberta` encoder" in messages[0]
     assert "left out the checkpoint's own classifier.dense.bias" in messages[0]
+
+
+def test_a_subclass_keeps_itself_and_a_resized_head_is_reported(tmp_path):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from multigroup.modeling_multigroup import model_class
+
+    class Mine(model_class("roberta")):
+        pass
+
+    save_plain("roberta", AutoModel, tmp_path / "plain")
+    model = Mine.from_pretrained(tmp_path / "plain", groups=MIXED_GROUPS)
+    assert type(model) is Mine
+    model.save_pretrained(tmp_path / "saved")
+    other = [{"name": "score", "type": "multiclass", "labels": ["a", "b"]}]
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("transformers").addHandler(handler)
+    hf_logging.set_verbosity_warning()
+    try:  # another head: a size mismatch, and transformers' report is shown, not hidden
+        with pytest.raises(RuntimeError, match="above report"):
+            AutoModelForMultiGroupClassification.from_pretrained(tmp_path / "saved", groups=other)
+        assert any("LOAD REPORT" in record.getMessage() for record in records)
+        records.clear()
+        AutoModelForMultiGroupClassification.from_pretrained(
+            tmp_path / "saved", groups=other, ignore_mismatched_sizes=True
+        )
+        assert any("had another shape and are randomly initialised" in record.getMessage() for record in records)
+    finally:
+        hf_logging.set_verbosity_error()
+        logging.getLogger("transformers").removeHandler(handler)

@@ -49,6 +49,7 @@ BAD = [
     ({"inputs": "x", "parameters": {"groups": ["colour"]}},
      "Unknown group 'colour'; this model's groups are ['score', 'topics', 'stars']"),
     ({"inputs": "x", "parameters": {"top_k": 0}}, "`top_k` must be a positive int or None"),
+    ({"inputs": "x", "parameters": {"groups": 1}}, "Unknown group '1'"),  # `?groups=1`, made an int by the toolkit
     ({"inputs": "x", "parameters": {"threshold": 1.5}}, "must be a probability strictly between 0 and 1, got 1.5"),
     ({"inputs": "x", "parameters": {"threshold": "high"}},
      "`threshold` must be a probability such as 0.4, got 'high'"),

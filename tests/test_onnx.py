@@ -105,3 +105,18 @@ print("RESULT" + json.dumps([clf({REAL_TEXTS!r}), clf({REAL_TEXTS!r}, top_k=None
     clf = pipeline("multi-group-classification", model=str(exported / "model"), trust_remote_code=True)
     assert_same(answers, clf(REAL_TEXTS))
     assert_same(every_label, clf(REAL_TEXTS, top_k=None))
+
+
+def test_a_folder_exported_before_0_3_still_loads_with_multigroup(exported, tmp_path):
+    import json
+    import shutil
+
+    old = shutil.copytree(exported / "onnx", tmp_path / "old")
+    for name in ("onnx_multigroup.py", "configuration_multigroup.py", "versions_multigroup.py", "spec_multigroup.py",
+                 "decoding_multigroup.py"):  # fmt: skip
+        (old / name).unlink()
+    config = json.loads((old / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_multigroup.MultiGroupConfig",
+                          "AutoModel": "modeling_multigroup.BertForMultiGroupClassification"}  # fmt: skip
+    (old / "config.json").write_text(json.dumps(config))
+    assert_same(OnnxMultiGroupClassifier(old)(REAL_TEXTS), OnnxMultiGroupClassifier(exported / "onnx")(REAL_TEXTS))

@@ -92,3 +92,12 @@ def test_the_generic_text_classification_pipeline_scores_each_column_by_name(res
     )
     assert all(0 < item["score"] < 1 for item in flat)
     assert sum(item["score"] for item in flat) != pytest.approx(1.0)  # a sigmoid per column, not one softmax
+
+
+def test_a_batch_size_that_is_not_a_positive_int_is_refused():
+    clf = pipeline(
+        "multi-group-classification", model=tiny_model(MIXED_GROUPS, "bert"), tokenizer=make_tokenizer("bert")
+    )
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match=f"`batch_size` must be a positive int, got {bad}"):
+            clf(["a", "b"], batch_size=bad)

@@ -130,3 +130,22 @@ def test_no_saved_file_holds_a_path_of_this_machine(saved, tmp_path):
     assert json.loads((folder / "metrics.json").read_text())["file"] == "data/test.jsonl"
     assert "_name_or_path" not in json.loads((folder / "config.json").read_text())
     assert not [path for path in folder.rglob("*") if path.is_dir() and not any(path.iterdir())]
+
+
+@pytest.mark.skipif(not OLD, reason="`make old-transformers` makes the transformers 4 environments")
+def test_a_config_built_in_code_under_transformers_4_keeps_the_familys_token_ids(saved):
+    root, _ = saved
+    code = """
+import json
+from transformers import AutoConfig
+MultiGroupConfig = type(AutoConfig.from_pretrained("roberta", trust_remote_code=True))
+groups = [{"name": "score", "type": "multiclass", "labels": ["a", "b"]}]
+found = {t: [MultiGroupConfig(groups=groups, encoder_type=t).pad_token_id] for t in ("roberta", "bert", "camembert")}
+found["max_tokens"] = MultiGroupConfig(groups=groups, encoder_type="roberta").max_tokens
+print("RESULT" + json.dumps(found))
+"""
+    completed = run(OLD[0], code, root)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    found = json.loads(completed.stdout.split("RESULT")[-1])
+    # RobertaConfig defaults to 512 positions, of which pad_token_id + 1 = 2 are never used by text
+    assert found == {"roberta": [1], "bert": [0], "camembert": [1], "max_tokens": 510}

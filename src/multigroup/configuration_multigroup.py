@@ -19,7 +19,9 @@ from .versions_multigroup import PretrainedConfig  # checks the transformers ver
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean")
-_BASE_FIELDS = set(PretrainedConfig().to_dict())  # what every config has; the encoder's own fields are the rest
+# What every config has, with its defaults: an encoder's fields are the rest, and the base fields it sets to its own
+# default (transformers 4's base config has `pad_token_id`; RoBERTa's is 1).
+_BASE_DEFAULTS = PretrainedConfig().to_dict()
 _NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map"}
 # Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
 # of `max_position_embeddings` are never used by text.
@@ -135,8 +137,11 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         # (ModernBERT's `layer_types` and `rope_parameters`, ...); they are stored here, flat, as they always were.
         # Its attributes rather than its `to_dict()`: some leave fields out of the file that their model reads.
         family = vars(CONFIG_MAPPING[encoder_type](**kwargs))
-        skip = _BASE_FIELDS | _NOT_ENCODER
-        kwargs.update((key, value) for key, value in family.items() if key not in skip and not key.startswith("_"))
+        kwargs.update(
+            (key, value)
+            for key, value in family.items()
+            if not key.startswith("_") and key not in _NOT_ENCODER and _BASE_DEFAULTS.get(key, object()) != value
+        )
         self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
         self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
         super().__init__(**kwargs)

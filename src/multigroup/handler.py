@@ -21,6 +21,8 @@ EXAMPLE = '{"inputs": ["The food was great", "Slow service"], "parameters": {"to
 
 def _parameter(name: str, value: Any) -> Any:
     """A query-string value in the type the pipeline takes; JSON values pass through unchanged."""
+    if name == "groups" and not isinstance(value, (str, list)):  # `?groups=1` arrives as the int 1
+        value = str(value)
     if not isinstance(value, str):
         return value
     if name == "top_k" and value.lower() in ("all", "none", "null"):

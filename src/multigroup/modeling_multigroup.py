@@ -136,7 +136,9 @@ class MultiGroupModelMixin:
     @classmethod
     def _from_config(cls, config: MultiGroupConfig, **kwargs):
         family = model_class(config.encoder_type)  # the Auto classes may call another family's class
-        return super()._from_config(config, **kwargs) if family is cls else family._from_config(config, **kwargs)
+        if issubclass(cls, family):
+            return super()._from_config(config, **kwargs)
+        return family._from_config(config, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -154,7 +156,12 @@ class MultiGroupModelMixin:
             config.encoder_type if isinstance(config, cls.config_class) else found.get("encoder_type", "camembert")
         )
         family = family if saved or isinstance(config, cls.config_class) else found.get("model_type")
-        if model_class(family) is not cls:  # transformers' Auto classes keep the first class they saw for a config
+        if family is None:
+            raise ValueError(
+                f"{pretrained_model_name_or_path}'s config.json names no `model_type`: pass `encoder_type=` (e.g. "
+                "'bert') or `config=` to say which encoder family it is."
+            )
+        if not issubclass(cls, model_class(family)):  # transformers' Auto classes keep the first class they saw
             return model_class(family).from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if saved:  # multigroup <= 0.2 named the head `head`, with `dense` and `out_proj` layers
             kwargs.setdefault("key_mapping", _LEGACY_KEYS)
@@ -178,8 +185,11 @@ class MultiGroupModelMixin:
         """Save weights (safetensors), config and the code files, so the folder loads with `trust_remote_code`.
 
         Everything is written to a temporary folder beside `save_directory` first, then moved in file by file
-        (`os.replace` is atomic), so a save that fails part-way leaves an existing model folder as it was.
+        (`os.replace` is atomic), so a save that fails part-way leaves an existing model folder as it was. With
+        `push_to_hub=True`, the finished folder is then pushed with the model card (`repo_id` defaults to its name).
         """
+        push = kwargs.pop("push_to_hub", False)
+        push_options = {key: kwargs.pop(key) for key in _PUSH_KWARGS if key in kwargs}
         name = type(self).__name__
         self.config.auto_map = {
             "AutoConfig": "configuration_multigroup.MultiGroupConfig",
@@ -214,9 +224,12 @@ class MultiGroupModelMixin:
                     path.unlink()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        if push:
+            self.push_to_hub(push_options.pop("repo_id", None) or target.name, **push_options)
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+_PUSH_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr", "revision")
 _LEGACY_KEYS = {
     r"^head\.dense\.": "classifier.hidden.",
     r"^head\.out_proj\.": "classifier.out.",
@@ -229,22 +242,32 @@ logger = hf_logging.get_logger("transformers.multigroup")
 
 
 class _load_report_hidden:
-    """Hide transformers' own report of missing and unexpected weights while a model loads."""
+    """Hide transformers' own report of missing and unexpected weights while a model loads; if loading fails (a
+    size mismatch: transformers raises "look at the above report"), the report is shown after all."""
 
     def __enter__(self):
-        self.logger = logging.getLogger("transformers.modeling_utils")
+        self.logger, self.hidden = logging.getLogger("transformers.modeling_utils"), []
         self.logger.addFilter(self.keep)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         self.logger.removeFilter(self.keep)
+        for record in self.hidden if exc_type is not None else []:
+            self.logger.handle(record)
 
-    @staticmethod
-    def keep(record: logging.LogRecord) -> bool:
-        return not any(text in str(record.msg) for text in _REPORTED)
+    def keep(self, record: logging.LogRecord) -> bool:
+        if any(text in str(record.msg) for text in _REPORTED):
+            self.hidden.append(record)
+            return False
+        return True
 
 
 def _report_loading(model, source, info: dict, saved: bool) -> None:
     missing, unused = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
+    resized = sorted(
+        str(entry[0] if isinstance(entry, tuple) else entry) for entry in info.get("mismatched_keys") or []
+    )
+    if resized:  # only with ignore_mismatched_sizes=True: those weights are new, not the checkpoint's
+        logger.warning(f"These weights of {source} had another shape and are randomly initialised: {resized}.")
     new = [key for key in missing if key.startswith("classifier.")]
     missing = [key for key in missing if key not in new]
     if missing:

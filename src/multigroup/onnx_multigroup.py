@@ -47,10 +47,13 @@ class OnnxMultiGroupClassifier:
         self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self.input_names = [node.name for node in self.session.get_inputs()]
         # The folder's own config code (configuration_multigroup.py and the files it imports) holds the decode.
-        # Folders exported before multigroup 0.3 lack that code: multigroup, installed, reads them.
-        standalone = (path / "configuration_multigroup.py").is_file()
-        self.config = AutoConfig.from_pretrained(path, trust_remote_code=standalone)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=standalone)
+        if (path / "configuration_multigroup.py").is_file():
+            self.config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+        else:  # exported before multigroup 0.3, without that code: multigroup, installed, reads it
+            from multigroup import MultiGroupConfig
+
+            self.config = MultiGroupConfig.from_pretrained(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
         self.max_length = min(self.tokenizer.model_max_length, self.config.max_tokens)
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

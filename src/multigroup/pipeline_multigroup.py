@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .versions_multigroup import is_hub_id, make_portable
+from .versions_multigroup import MINIMUM_TRANSFORMERS, is_hub_id, make_portable
 
 PIPELINE_TASK = "multi-group-classification"
 _UNSET = object()
@@ -98,7 +98,8 @@ def model_card(config, repo_id: str = "your-name/your-model", evaluations: list[
         lines += [f"| {cell(k)} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float)]
     lines += [
         "", "## Usage", "",
-        "Needs only `transformers>=5`: the model's code ships in this repo. Read it, and pin the commit you read "
+        f"Needs only `transformers>={MINIMUM_TRANSFORMERS}` and torch: the model's code ships in this repo. Read it, "
+        "and pin the commit you read "
         "with `revision=`.", "", "```python", "from transformers import pipeline", "",
         f'clf = pipeline("multi-group-classification", model={quote(repo_id)}, trust_remote_code=True)',
         'clf("Your text here")', "```", "",
@@ -162,7 +163,10 @@ class MultiGroupClassificationPipeline(Pipeline):
         if isinstance(inputs, str):
             return super().__call__(inputs, **kwargs)
         stream, sized = _as_stream(inputs)
-        batch_size = kwargs.pop("batch_size", None) or self._batch_size or 1
+        batch_size = kwargs.pop("batch_size", None)
+        batch_size = (self._batch_size or 1) if batch_size is None else batch_size
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
         checked = {"top_k", "threshold", "groups", "max_length"}  # fail at the call, not at the first result
         self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key in checked})
         results = self._in_order(stream, batch_size, kwargs)
