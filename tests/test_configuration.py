@@ -154,3 +154,10 @@ def test_allow_empty_false_returns_best_label():
 def test_decode_argument_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         tiny_config(MIXED_GROUPS).decode(torch.zeros(1, 7), **kwargs)
+
+
+def test_a_familys_alias_reads_and_writes_its_own_field():
+    config = MultiGroupConfig(groups=ARTICLE_GROUPS, encoder_type="distilbert", dim=32, n_heads=4, n_layers=2)
+    assert config.hidden_size == 32 and config.num_attention_heads == 4
+    config.hidden_size = 64
+    assert config.dim == 64 and config.hidden_size == 64 and "hidden_size" not in config.to_dict()

@@ -147,6 +147,11 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         super().__init__(**kwargs)
         self.validate_groups()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The family's aliases name its own fields when set too (DistilBERT: `hidden_size = 128` sets `dim`).
+        family = CONFIG_MAPPING[self.__dict__["encoder_type"]] if "encoder_type" in self.__dict__ else None
+        super().__setattr__(family.attribute_map.get(name, name) if family is not None else name, value)
+
     def __getattr__(self, name: str) -> Any:
         # Reached only when an attribute is not found: the family's aliases (DistilBERT's `hidden_size` is `dim`)
         # and derived properties (ModernBERT's `sliding_window`), read from this config's own fields.
