@@ -19,11 +19,10 @@ tests that the import stays light and that a first use registers.
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from .configuration_multigroup import MultiGroupConfig
+from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 from .modeling_multigroup import model_class
 
 _CONFIG_KWARGS = ("groups", "encoder_type", "loss_weighting", "pooling", "head_multiplier", "per_group_dense")
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
 class AutoModelForMultiGroupClassification:
@@ -63,7 +62,7 @@ class AutoModelForMultiGroupClassification:
         config = kwargs.pop("config", None)
         if config is None:
             config_kwargs = {key: kwargs.pop(key) for key in _CONFIG_KWARGS if key in kwargs}
-            hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+            hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
             config = MultiGroupConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **config_kwargs)
         config.require_groups()
         return model_class(config.encoder_type).from_pretrained(

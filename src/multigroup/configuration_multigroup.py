@@ -26,7 +26,7 @@ _NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map
 # Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
 # of `max_position_embeddings` are never used by text.
 _POSITIONS_AFTER_PADDING = {"camembert", "roberta", "xlm-roberta", "xlm-roberta-xl", "mpnet", "data2vec-text", "xmod"}
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
 def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
@@ -205,7 +205,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "MultiGroupConfig":
         """Load a multigroup config, or a plain encoder's config with `groups=[...]` (encoder fields from it)."""
-        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         config_dict, kwargs = cls.get_config_dict(pretrained_model_name_or_path, **kwargs)
         if config_dict.get("model_type") != cls.model_type and "pooling" not in kwargs:
             pooling = _sentence_transformers_pooling(pretrained_model_name_or_path, hub_kwargs)

@@ -21,7 +21,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
-from .configuration_multigroup import MultiGroupConfig
+from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 
 # Imported so that the pipeline file and the Inference Endpoints handler always travel with the model's code
 # (transformers copies relative imports; a folder loaded through remote code and saved again stays complete), and
@@ -148,7 +148,7 @@ class MultiGroupModelMixin:
         head is new and what of the checkpoint was left out (its own pooler or head); for a saved multigroup model,
         nothing unless a weight is missing or unused.
         """
-        hub = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        hub = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         found = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub)[0]
         saved = found.get("model_type") == cls.config_class.model_type
         config = kwargs.get("config")
@@ -228,7 +228,6 @@ class MultiGroupModelMixin:
             self.push_to_hub(push_options.pop("repo_id", None) or target.name, **push_options)
 
 
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 _PUSH_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr", "revision")
 _LEGACY_KEYS = {
     r"^head\.dense\.": "classifier.hidden.",
