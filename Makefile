@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test quality bench clean old-transformers
+.PHONY: setup demo test quality bench clean old-transformers browser
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,14 @@ old-transformers: $(foreach version,$(OLD_TRANSFORMERS),.venv-transformers-$(ver
 demo: setup
 	$(PY) examples/demo.py
 
-test: setup old-transformers
+# The page test (tests/test_page.py) drives Debian's chromium, headless: installed here where the machine allows it
+# (root, or sudo without a password); elsewhere that test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium could not be installed: tests/test_page.py will be skipped"
+
+test: setup old-transformers browser
 	$(PY) -m pytest -q
 
 quality: setup

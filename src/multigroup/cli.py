@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from .commands import evaluate, export, predict, push, train, tune
+from .commands import evaluate, export, predict, push, serve, train, tune
 
 COMMANDS = {
     "train": train,
@@ -12,6 +12,7 @@ COMMANDS = {
     "tune-thresholds": tune,
     "push": push,
     "export": export,
+    "serve": serve,
 }
 
 

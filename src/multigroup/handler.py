@@ -37,19 +37,26 @@ def _parameter(name: str, value: Any) -> Any:
     return value
 
 
+def read_request(data: Any) -> tuple[str | list, dict]:
+    """A request body's `inputs` and `parameters` (in the types the pipeline takes), or a ValueError that says what
+    is wrong with the body and how to fix it. `multigroup serve` reads its requests with this function too."""
+    if not isinstance(data, dict) or "inputs" not in data:
+        raise ValueError(f'The request body must be a JSON object with "inputs", for example {EXAMPLE}.')
+    inputs, parameters = data["inputs"], data.get("parameters") or {}
+    if not isinstance(inputs, (str, list)):
+        raise ValueError(f'"inputs" must be a text or a list of texts, got {type(inputs).__name__}: {EXAMPLE}.')
+    if not isinstance(parameters, dict):
+        raise ValueError(f'"parameters" must be a JSON object, got {type(parameters).__name__}: {EXAMPLE}.')
+    unknown = sorted(set(parameters) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {unknown}; this model takes {list(PARAMETERS)}.")
+    return inputs, {name: _parameter(name, value) for name, value in parameters.items()}
+
+
 class EndpointHandler:
     def __init__(self, path: str = ""):
         self.pipeline = pipeline("multi-group-classification", model=str(path), trust_remote_code=True)
 
     def __call__(self, data: dict) -> dict | list[dict]:
-        if not isinstance(data, dict) or "inputs" not in data:
-            raise ValueError(f'The request body must be a JSON object with "inputs", for example {EXAMPLE}.')
-        inputs, parameters = data["inputs"], data.get("parameters") or {}
-        if not isinstance(inputs, (str, list)):
-            raise ValueError(f'"inputs" must be a text or a list of texts, got {type(inputs).__name__}: {EXAMPLE}.')
-        if not isinstance(parameters, dict):
-            raise ValueError(f'"parameters" must be a JSON object, got {type(parameters).__name__}: {EXAMPLE}.')
-        unknown = sorted(set(parameters) - set(PARAMETERS))
-        if unknown:
-            raise ValueError(f"Unknown parameter(s) {unknown}; this model takes {list(PARAMETERS)}.")
-        return self.pipeline(inputs, **{name: _parameter(name, value) for name, value in parameters.items()})
+        inputs, parameters = read_request(data)
+        return self.pipeline(inputs, **parameters)
