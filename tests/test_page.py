@@ -1,4 +1,4 @@
-"""The page at `/` of `multigroup serve`, in headless Chromium: it shows each group's prediction as the server gives it.
+"""The page at `/` of `multigroup serve`, in headless Chromium: each group's prediction as the server gives it.
 
 `make test` installs Debian's chromium where the machine allows it (root or sudo); elsewhere these tests are
 skipped with that reason.
@@ -18,7 +18,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (`make test` installs it with apt-get where it can)"
 )
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--virtual-time-budget=20000"]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+FLAGS.append("--virtual-time-budget=20000")  # wait for the page's requests
 TEXT = "the food was great but slow service"
 
 
@@ -65,7 +66,7 @@ def test_the_page_shows_every_group_as_the_model_decides(page, model_dir):  # no
             continue
         chosen = decided[group] if isinstance(decided[group], list) else [decided[group]]
         expected += [(group, item["label"], item["score"], item in chosen) for item in answer]
-    assert [(g, label, selected) for g, label, _, selected in parsed.rows] == [(g, l, s) for g, l, _, s in expected]
+    assert [(g, label, selected) for g, label, _, selected in parsed.rows] == [(g, label, s) for g, label, _, s in expected]
     assert [score for *_, score, _ in parsed.rows] == pytest.approx([score for *_, score, _ in expected], abs=1e-5)
     assert list(parsed.values.values()) == pytest.approx([decided["stars"]["value"]], abs=1e-5)
 

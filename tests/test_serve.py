@@ -173,7 +173,8 @@ def test_info_and_openapi_describe_the_model(server):
     status, schema = call(server.port, "/openapi.json")
     assert status == 200 and schema["openapi"].startswith("3.")
     parameters = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert parameters["properties"]["parameters"]["properties"]["groups"]["items"]["enum"] == ["score", "topics", "stars"]
+    groups = parameters["properties"]["parameters"]["properties"]["groups"]
+    assert groups["items"]["enum"] == ["score", "topics", "stars"]
 
 
 def test_sigterm_answers_the_request_in_flight_and_logs_each_request(model_dir):
