@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -44,7 +45,8 @@ class Server:
     def __init__(self, *args: str):
         self.port = free_port()
         command = [sys.executable, "-m", "multigroup.cli", "serve", *args, "--port", str(self.port)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.log = tempfile.TemporaryFile("w+")  # not a pipe: one line per request would fill it and stall the server
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -58,7 +60,9 @@ class Server:
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.communicate(timeout=60)[0]
+        self.process.wait(timeout=60)
+        self.log.seek(0)
+        return self.log.read()
 
 
 @pytest.fixture(scope="module")

@@ -84,14 +84,16 @@ def load_backend(args):
         from ..onnx import OnnxMultiGroupClassifier
 
         runner = OnnxMultiGroupClassifier(args.onnx, threads=args.threads)
-        return Backend(args.onnx, runner.config, lambda texts: runner.logits(texts, batch_size=len(texts)))
+        return Backend(args.onnx, runner.config, runner.tokenizer, lambda texts: runner.logits(texts, len(texts)))
     import torch
+    from transformers.utils.logging import disable_progress_bar
 
     from ..pipeline_multigroup import MultiGroupClassificationPipeline
     from .common import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    disable_progress_bar()  # one log line per event: no "Loading weights" bar in the server's log
     model, tokenizer = load_model(args.model)
     pipe = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer)
-    return Backend(args.model, model.config, lambda texts: pipe.forward(pipe.preprocess(texts))["logits"])
+    return Backend(args.model, model.config, tokenizer, lambda texts: pipe.forward(pipe.preprocess(texts))["logits"])

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from ..handler import EXAMPLE, read_request
-from .batching import MicroBatcher
+from .batching import MicroBatcher, split_by_length
 from .schema import openapi_schema
 
 logger = logging.getLogger("multigroup.serve")
@@ -45,14 +45,24 @@ class Limits:
 
 @dataclass
 class Backend:
-    """What is served: the config (groups and the one decode) and `logits(texts)`, from a model or an ONNX folder."""
+    """What is served: the config (groups and the one decode), the tokenizer, and `forward(texts) -> logits`, from a
+    model or an ONNX folder."""
 
     name: str
     config: Any
-    logits: Callable[[list[str]], Any]
+    tokenizer: Any
+    forward: Callable[[list[str]], Any]
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """`(len(texts), num_columns)` logits, the texts run in sub-batches of similar length (little padding)."""
+        logits = np.empty((len(texts), self.config.num_columns), dtype=np.float32)
+        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True)["input_ids"]]
+        for part in split_by_length(lengths):
+            logits[part] = np.asarray(self.forward([texts[i] for i in part]), dtype=np.float32)
+        return logits
 
     def answer(self, requests: list) -> list:
-        """One forward pass for every request's texts, then each request decoded with its own options."""
+        """The forward passes for every request's texts, then each request decoded with its own options."""
         logits = self.logits([text for request in requests for text in request.texts])
         answers, start = [], 0
         for request in requests:

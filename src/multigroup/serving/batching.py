@@ -105,3 +105,32 @@ class MicroBatcher:
                 request.future.set_exception(answer)
             else:
                 request.future.set_result(answer)
+
+
+def split_by_length(lengths: list[int], overhead: int = 64) -> list[list[int]]:
+    """The positions of a batch's texts, cut into sub-batches of similar length that cost the fewest padded tokens.
+
+    A batch padded to its longest text wastes the padding of every shorter one: concurrent requests arrive in any
+    order, so the texts are sorted by length and cut where a new forward pass (costed as `overhead` tokens) is
+    cheaper than the padding it saves. Exact (dynamic programming over the sorted lengths; a batch is small).
+
+    Examples:
+
+    ```python
+    >>> split_by_length([5, 300, 6, 7, 280])
+    [[0, 2, 3], [4, 1]]
+
+    ```
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    sizes = [lengths[i] for i in order]
+    cost, cut = [0] + [None] * len(sizes), [0] * (len(sizes) + 1)
+    for end in range(1, len(sizes) + 1):  # the cheapest cut of sizes[:end], its last sub-batch sizes[start:end]
+        cost[end], cut[end] = min(
+            (cost[start] + overhead + (end - start) * sizes[end - 1], start) for start in range(end)
+        )
+    parts, end = [], len(sizes)
+    while end:
+        parts.append(order[cut[end] : end])
+        end = cut[end]
+    return parts[::-1]
