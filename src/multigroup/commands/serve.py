@@ -11,8 +11,14 @@ import sys
 
 def register(parser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a saved multigroup model folder, or its Hub id")
-    source.add_argument("--onnx", metavar="DIR", help="an ONNX folder written by `multigroup export onnx` instead")
+    source.add_argument(
+        "--model", help="a saved multigroup model folder, or its Hub id (no default: give it or --onnx)"
+    )
+    source.add_argument(
+        "--onnx",
+        metavar="DIR",
+        help="an ONNX folder written by `multigroup export onnx`, served instead of --model (no default)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000, help="the port to listen on")
     parser.add_argument("--max-batch", type=int, default=32, help="at most this many texts per forward pass")
