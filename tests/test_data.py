@@ -2,10 +2,13 @@ import json
 import math
 import re
 
+import datasets
+import numpy as np
 import pytest
 from datasets import Dataset
 
-from multigroup.data import infer_groups, load_table, prepare_dataset
+import multigroup.data
+from multigroup.data import infer_groups, label_matrix, load_table, prepare_dataset
 
 from conftest import make_tokenizer, tiny_config
 
@@ -19,6 +22,18 @@ ROWS = [
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+@pytest.fixture(autouse=True)
+def datasets_cache(tmp_path, monkeypatch):
+    """load_table's Arrow files go to the test's folder, not the user's datasets cache."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """JSONL files parsed 256 bytes at a time: a few lines make several chunks, as 10 MB chunks of a large file."""
+    monkeypatch.setattr(multigroup.data, "_JSON_CHUNK_BYTES", 256)
 
 
 def test_load_jsonl_csv_and_parquet(tmp_path):
@@ -154,3 +169,106 @@ def test_a_csv_row_with_too_many_fields_names_its_line(tmp_path):
     assert str(raised.value) == (
         f'{path}, line 3: 3 fields but the header has 2; quote any field that holds a comma ("a, b").'
     )
+
+
+def test_a_jsonl_file_becomes_a_memory_mapped_arrow_file_in_the_cache(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    dataset = load_table(path, cache_dir=tmp_path / "cache")
+    (cache_file,) = [entry["filename"] for entry in dataset.cache_files]
+    assert cache_file.startswith(str(tmp_path / "cache")) and cache_file.endswith(".arrow")
+    assert dataset.to_list() == ROWS
+    assert load_table(path, cache_dir=tmp_path / "cache").cache_files == dataset.cache_files  # read once, reused
+
+
+def test_types_come_from_every_chunk_of_a_jsonl_file(tmp_path, small_chunks):
+    """A column null, empty or absent in the first chunk, or ints that turn floats later, still loads."""
+    rows = [{"text": f"text {i}", "score": None, "topics": [], "stars": 1} for i in range(40)]
+    rows += [{"text": "late", "score": "S2", "topics": ["wait"], "stars": 2.5, "lang": "en"}] * 3
+    dataset = load_table(write_jsonl(tmp_path / "late.jsonl", rows))
+    assert dataset.to_list()[-1] == rows[-1] and dataset[0]["lang"] is None
+    groups = infer_groups(dataset, multiclass=["score"], multilabel=["topics"], regression=["stars"])
+    assert [group.get("labels") for group in groups] == [["S2"], ["wait"], None]
+
+
+@pytest.mark.parametrize(
+    "late, match",
+    [
+        ({"score": ["S1"]}, "`score` is str on line 1 but list on line 41"),  # would become the text '["S1"]'
+        ({"score": 3}, "`score` is str on line 1 but number on line 41"),  # would become '3'
+        ({"score": {"a": 1}}, "`score` is str on line 1 but dict on line 41"),
+    ],
+)
+def test_a_type_change_in_a_later_chunk_names_the_lines(tmp_path, small_chunks, late, match):
+    rows = [{"text": f"text {i}", "score": "S1"} for i in range(40)] + [{"text": "late", **late}]
+    with pytest.raises(ValueError, match=re.escape(f"a column holds values of mixed types: {match}; make")):
+        load_table(write_jsonl(tmp_path / "mixed.jsonl", rows))
+
+
+def test_a_bad_line_in_a_later_chunk_is_named(tmp_path, small_chunks):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"text": f"text {i}"} for i in range(40)])
+    path.write_text(path.read_text() + '{"text": "cut\n[1]\n')
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 41: malformed JSON")):
+        load_table(path)
+    path.write_text(path.read_text().replace('{"text": "cut\n', ""))
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 41: expected a JSON object per line, got list")):
+        load_table(path)
+
+
+def test_a_json_array_file_is_refused_on_line_1(tmp_path):
+    path = tmp_path / "array.json"
+    path.write_text(json.dumps(ROWS) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 1: expected a JSON object per line, got list")):
+        load_table(path)
+
+
+def test_label_errors_far_into_a_chunked_file_name_the_editor_line(tmp_path, small_chunks):
+    config = tiny_config([{"name": "score", "type": "multiclass", "labels": ["S2", "S5"]}])
+    lines = [json.dumps({"text": f"text {i}", "score": "S2"}) for i in range(60)]
+    lines[7:7] = ["", "   "]  # blank lines: record 58 is on line 61
+    lines[-1] = json.dumps({"text": "new", "score": "S4"})
+    path = tmp_path / "far.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert _prepare_error(path, config, ignore_option=None) == (
+        f"{path}, line 62: Group `score`: unknown label 'S4'; known labels are ['S2', 'S5']."
+    )
+
+
+@pytest.mark.parametrize(
+    "rows, kwargs, message",
+    [
+        ([{"s": None}, {"s": None}, {"s": 3}], {"multiclass": ["s"]}, "line 3, column `s`: expected a label string or "
+         "null, got 3."),
+        ([{"s": None}, {"s": ["a"]}], {"multiclass": ["s"]}, "line 2, column `s`: expected a label string or null, "
+         "got ['a']."),
+        ([{"t": ["a"]}, {"t": ["a", None]}], {"multilabel": ["t"]}, "line 2, column `t`: expected a list of label "
+         "strings or null, got ['a', None]."),
+        ([{"t": None}, {"t": "a"}], {"multilabel": ["t"]}, "line 2, column `t`: expected a list of label strings or "
+         "null, got 'a'."),
+        ([{"t": []}, {"t": [1]}], {"multilabel": ["t"]}, "line 2, column `t`: expected a list of label strings or "
+         "null, got [1]."),
+    ],
+)  # fmt: skip
+def test_wrong_label_types_name_the_line(tmp_path, rows, kwargs, message):
+    path = write_jsonl(tmp_path / "types.jsonl", rows)
+    with pytest.raises(TypeError) as raised:
+        infer_groups(load_table(path), source=path, **kwargs)
+    assert str(raised.value) == f"{path}, {message}"
+
+
+def test_infer_groups_reads_the_labels_batch_by_batch(monkeypatch):
+    monkeypatch.setattr(multigroup.data, "_BATCH_ROWS", 2)
+    rows = [{"s": s, "t": t} for s, t in [("b", []), (None, ["y", "x"]), ("a", None), ("b", ["z"]), ("c", ["x"])]]
+    groups = infer_groups(Dataset.from_list(rows), multiclass=["s"], multilabel=["t"])
+    assert [group["labels"] for group in groups] == [["a", "b", "c"], ["x", "y", "z"]]
+    with pytest.raises(TypeError, match=r"Row 5 \(1-based\), column `s`: expected a label string or null, got 1"):
+        infer_groups(Dataset.from_list([{"s": 1}] + [{"s": None}] * 4).select([4, 3, 2, 1, 0]), multiclass=["s"])
+
+
+def test_label_matrix_is_the_labels_column_as_float32(monkeypatch):
+    monkeypatch.setattr(multigroup.data, "_BATCH_ROWS", 2)
+    dataset = Dataset.from_list(ROWS)
+    config = tiny_config(infer_groups(dataset, multiclass=["score"], multilabel=["causes"], regression=["stars"]))
+    prepared = prepare_dataset(dataset, make_tokenizer(), config)
+    matrix = label_matrix(prepared)
+    assert matrix.dtype == np.float32 and matrix.shape == (3, config.num_columns)
+    np.testing.assert_array_equal(matrix, np.array([row["labels"] for row in prepared], dtype=np.float32))

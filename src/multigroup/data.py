@@ -23,6 +23,9 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset
 
 from .configuration_multigroup import MultiGroupConfig
@@ -83,49 +86,196 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
 def locate(index: int, source: str | Path | None = None) -> str:
     """How a message names record `index` (0-based) of a table: `FILE, line N` as an editor shows it for a JSONL
     or CSV file read with `load_table` (the line the record starts on), `FILE, row N` for parquet, and
-    `Row N (1-based)` for a dataset that came from no file."""
+    `Row N (1-based)` for a dataset that came from no file. Only errors call it: it reads the file up to that
+    record (a JSONL file's lines are counted, not parsed)."""
     if source is None:
         return f"Row {index + 1} (1-based)"
-    if Path(source).suffix.lower() in (".jsonl", ".json", ".csv"):
-        for line, _ in islice(iter_records(source), index, None):
+    suffix = Path(source).suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        with open(source, "rb") as handle:  # the records are its non-blank lines, as for iter_jsonl and Arrow
+            records = (number for number, line in enumerate(handle, start=1) if line.strip())
+            for line in islice(records, index, None):
+                return f"{source}, line {line}"
+    if suffix == ".csv":
+        for line, _ in islice(iter_csv(source), index, None):
             return f"{source}, line {line}"
     return f"{source}, row {index + 1}"
 
 
-def load_table(path: str | Path) -> Dataset:
-    """Read a JSONL, JSON-lines, CSV or parquet file into a `datasets.Dataset`, with errors that name the line."""
+def load_table(path: str | Path, cache_dir: str | Path | None = None) -> Dataset:
+    """Read a JSONL, JSON-lines, CSV or parquet file into a `datasets.Dataset`, with errors that name the line.
+
+    The file is read once, by `datasets`' own loaders, into an Arrow file in `cache_dir` (default: the `datasets`
+    cache, `HF_DATASETS_CACHE`) that the dataset memory-maps: a file larger than memory loads, and loading the
+    same unchanged file again reads the cache instead. Only on an error is the file scanned again, line by line,
+    to name the line (malformed JSON, a line that is not an object, a column whose values change type)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path}")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {list(SUPPORTED_SUFFIXES)}.")
+    cache_dir = None if cache_dir is None else str(cache_dir)
     if suffix in (".jsonl", ".json"):
-        numbered = list(iter_jsonl(path))
-        if not numbered:
-            raise ValueError(f"{path} is empty: it holds no records.")
+        dataset = _load_json_lines(path, cache_dir)
+    elif suffix == ".csv":
         try:
-            return Dataset.from_list([record for _, record in numbered])
-        except Exception as error:  # arrow's type errors name no column: find it
-            raise ValueError(
-                f"{path}: a column holds values of mixed types: {_mixed_column(numbered) or error}; make each column "
-                "one type (null is fine for a missing value)."
-            ) from None
-    if suffix == ".csv":
-        try:
-            dataset = Dataset.from_csv(str(path))
+            dataset = Dataset.from_csv(str(path), cache_dir=cache_dir)
         except Exception as error:  # pandas' parse error comes wrapped, without the file: find the line
             for _ in iter_csv(path):
                 pass
             raise ValueError(f"{path}: unreadable CSV ({error.__cause__ or error}).") from None
     else:
-        dataset = Dataset.from_parquet(str(path))
+        dataset = Dataset.from_parquet(str(path), cache_dir=cache_dir)
     if len(dataset) == 0:
         raise ValueError(f"{path} is empty: it holds no records.")
     return dataset
 
 
-def _mixed_column(numbered: list[tuple[int, dict]]) -> str | None:
+_JSON_CHUNK_BYTES = 10 << 20  # a JSONL file is parsed this many bytes at a time (datasets' default)
+
+
+class _SchemaDrift(Exception):
+    """A chunk of a JSONL file has a column of another type than the chunks before it had (or a new column)."""
+
+
+def _json_lines_builder():
+    """`datasets`' JSON builder, made stricter for JSON lines. It takes the columns' types from the file's first
+    10 MB and casts every later chunk to them, which turns a later list or number into its JSON text silently and
+    fails on a column that was null, or absent, in the first chunk; this one raises `_SchemaDrift` instead, so
+    that `load_table` can name the mixed lines or read the types from the whole file. And it never reads the whole
+    file into memory at once (the stock builder's retry of a chunk it cannot parse)."""
+    import inspect
+
+    from datasets.packaged_modules.json.json import Json
+
+    full_read_option = "allow_full_read" in inspect.signature(Json._generate_tables).parameters
+
+    class MultigroupJsonLines(Json):
+        def _generate_tables(self, *args, **kwargs):
+            if full_read_option:
+                kwargs["allow_full_read"] = False
+            return super()._generate_tables(*args, **kwargs)
+
+        def _cast_table(self, pa_table, *args, **kwargs):
+            features = self.info.features
+            if features is not None and not _has_json(features):
+                target = features.arrow_schema
+                for field in pa_table.schema:
+                    if field.name not in target.names or not _fits(field.type, target.field(field.name).type):
+                        raise _SchemaDrift(field.name)
+            return super()._cast_table(pa_table, *args, **kwargs)
+
+    return MultigroupJsonLines
+
+
+def _fits(actual, expected) -> bool:
+    """Whether Arrow values of type `actual` cast to `expected` without loss: nulls, ints to floats, and lists
+    and structs made of such."""
+    if actual == expected or pa.types.is_null(actual):
+        return True
+    if pa.types.is_integer(actual):
+        return pa.types.is_floating(expected)
+    lists = (pa.types.is_list, pa.types.is_large_list)
+    if any(test(actual) for test in lists) and any(test(expected) for test in lists):
+        return _fits(actual.value_type, expected.value_type)
+    if pa.types.is_struct(actual) and pa.types.is_struct(expected):
+        names = [expected.field(i).name for i in range(expected.num_fields)]
+        return all(
+            field.name in names and _fits(field.type, expected.field(field.name).type)
+            for field in (actual.field(i) for i in range(actual.num_fields))
+        )
+    return False
+
+
+def _has_json(feature) -> bool:
+    """Whether a feature is, or holds, `datasets.Json`: values of mixed types that the JSON loader kept as JSON."""
+    if type(feature).__name__ == "Json":
+        return True
+    if isinstance(feature, dict):
+        return any(_has_json(value) for value in feature.values())
+    if isinstance(feature, (list, tuple)):
+        return any(_has_json(value) for value in feature)
+    inner = getattr(feature, "feature", None)
+    return inner is not None and _has_json(inner)
+
+
+def _build_json(path: Path, cache_dir: str | None, features=None) -> Dataset:
+    import dataclasses
+
+    builder_class = _json_lines_builder()
+    known = {field.name for field in dataclasses.fields(builder_class.BUILDER_CONFIG_CLASS)}
+    options = {"chunksize": _JSON_CHUNK_BYTES, "parse_agent_traces": False}  # columns are columns, whatever names
+    options = {key: value for key, value in options.items() if key in known}
+    builder = builder_class(
+        cache_dir=cache_dir,
+        dataset_name="multigroup_jsonl",  # its folder in the cache
+        data_files={"train": str(path.resolve())},
+        features=features,
+        **options,
+    )
+    builder.download_and_prepare()
+    return builder.as_dataset(split="train", in_memory=False)
+
+
+def _load_json_lines(path: Path, cache_dir: str | None) -> Dataset:
+    if next(iter_jsonl(path), None) is None:  # and line 1's errors as iter_jsonl words them (a JSON array, say)
+        raise ValueError(f"{path} is empty: it holds no records.")
+    try:
+        dataset = _build_json(path, cache_dir)
+    except Exception as error:
+        _raise_mixed_types(path)  # or the first line that is malformed or not an object: iter_jsonl's error
+        if not _caused_by(error, _SchemaDrift):
+            raise ValueError(f"{path}: unreadable JSON lines ({error.__cause__ or error}).") from None
+        # A column null or absent in the first chunk, or ints then floats: the types of all chunks, then read again.
+        return _build_json(path, cache_dir, features=_json_features(path))
+    if _has_json(dataset.features):  # mixed types within the first chunk, kept as JSON text by the loader
+        _raise_mixed_types(path)
+    return dataset
+
+
+def _caused_by(error: BaseException | None, kind: type) -> bool:
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _raise_mixed_types(path: Path) -> None:
+    """Raise, naming the column and two lines, if a column's non-null values change type in the file (and naming
+    the first line that is malformed or not an object, as `iter_jsonl` does)."""
+    mixed = _mixed_column(iter_jsonl(path))
+    if mixed is not None:
+        raise ValueError(
+            f"{path}: a column holds values of mixed types: {mixed}; make each column one type (null is fine for a "
+            "missing value)."
+        ) from None
+
+
+def _json_features(path: Path):
+    """The columns' types over the whole JSONL file, read chunk by chunk with pyarrow: nulls and ints give way."""
+    import io
+
+    import pyarrow.json as paj
+    from datasets import Features
+
+    schemas = []
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_JSON_CHUNK_BYTES):
+            chunk += handle.readline()
+            schemas.append(paj.read_json(io.BytesIO(chunk)).schema)
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise ValueError(
+            f"{path}: a column holds values of mixed types ({error}); make each column one type (null is fine for "
+            "a missing value)."
+        ) from None
+    return Features.from_arrow_schema(schema)
+
+
+def _mixed_column(numbered: Iterable[tuple[int, dict]]) -> str | None:
     """The first column whose non-null values change type, and the two lines where they do."""
     first_seen: dict[str, tuple[str, int]] = {}
     for line, record in numbered:
@@ -148,6 +298,9 @@ def _require_columns(dataset: Dataset, columns: Iterable[str], source: str | Pat
         raise ValueError(f"{prefix}Missing column(s) {missing}; the data has columns {dataset.column_names}.")
 
 
+_BATCH_ROWS = 100_000  # rows of a column read at a time by infer_groups and label_matrix
+
+
 def infer_groups(
     dataset: Dataset,
     multiclass: Iterable[str] = (),
@@ -157,25 +310,77 @@ def infer_groups(
 ) -> list[dict]:
     """Build the group spec from training data: one group per named column, labels sorted as strings.
 
+    The labels are collected on the Arrow table, a batch of rows at a time (`pyarrow.compute.unique`): the
+    columns never become Python lists, so a table larger than memory works.
+
     `source`: the file `dataset` was read from with `load_table`, unchanged; errors then name it and the line."""
     multiclass, multilabel, regression = list(multiclass), list(multilabel), list(regression)
     _require_columns(dataset, multiclass + multilabel + regression, source)
     groups = []
     for name in multiclass + multilabel:
-        labels = set()
-        for row, value in enumerate(dataset[name]):
-            if value is None:
-                continue
-            values = [value] if name in multiclass else value
-            if (name in multiclass) != isinstance(value, str) or not all(isinstance(v, str) for v in values):
-                kind = "a label string" if name in multiclass else "a list of label strings"
-                raise TypeError(f"{locate(row, source)}, column `{name}`: expected {kind} or null, got {value!r}.")
-            labels.update(values)
+        labels = _labels_in(dataset, name, name in multiclass, source)
         kind = "multiclass" if name in multiclass else "multilabel"
         groups.append({"name": name, "type": kind, "labels": sorted(labels)})
     groups += [{"name": name, "type": "regression"} for name in regression]
     order = {name: i for i, name in enumerate(multiclass + multilabel + regression)}
     return sorted(groups, key=lambda group: order[group["name"]])
+
+
+def _labels_in(dataset: Dataset, name: str, multiclass: bool, source: str | Path | None) -> set[str]:
+    """The labels of column `name`; a value of the wrong type raises, naming its line (or row)."""
+
+    def strings(arrow_type) -> bool:
+        return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_null(arrow_type)
+
+    def check(values: list, start: int) -> set[str]:  # the rows as Python values, for the exact error
+        found = set()
+        for row, value in enumerate(values, start=start):
+            if value is None:
+                continue
+            labels = [value] if multiclass else value
+            if multiclass != isinstance(value, str) or not all(isinstance(label, str) for label in labels):
+                kind = "a label string" if multiclass else "a list of label strings"
+                raise TypeError(f"{locate(row, source)}, column `{name}`: expected {kind} or null, got {value!r}.")
+            found.update(labels)
+        return found
+
+    column = dataset.select_columns([name])
+    found: set[str] = set()
+    if _has_json(dataset.features[name]):  # stored as JSON text: decode it
+        for start in range(0, len(column), _BATCH_ROWS):
+            found |= check(column[start : start + _BATCH_ROWS][name], start)
+        return found
+    start = 0
+    for batch in column.with_format("arrow").iter(batch_size=_BATCH_ROWS):
+        values, arrow_type = batch.column(0), batch.column(0).type
+        if not multiclass and (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
+            values, arrow_type = pc.list_flatten(values), arrow_type.value_type
+            fast = strings(arrow_type) and values.null_count == 0  # a null inside a list is an error
+        else:
+            fast = strings(arrow_type) and (multiclass or pa.types.is_null(arrow_type))
+        if fast:
+            found.update(label for label in pc.unique(values).to_pylist() if label is not None)
+        else:
+            found |= check(batch.column(0).to_pylist(), start)
+        start += batch.num_rows
+    return found
+
+
+def label_matrix(dataset: Dataset, column: str = "labels") -> np.ndarray:
+    """The label rows of a dataset made by `prepare_dataset`, as one float32 matrix (rows x label columns), read
+    from the Arrow column a batch at a time: no Python list of rows."""
+    matrix = None
+    start = 0
+    for batch in dataset.select_columns([column]).with_format("arrow").iter(batch_size=_BATCH_ROWS):
+        for chunk in batch.column(0).chunks:
+            if not len(chunk):
+                continue
+            rows = chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), -1)
+            if matrix is None:
+                matrix = np.empty((len(dataset), rows.shape[1]), dtype=np.float32)
+            matrix[start : start + len(chunk)] = rows
+            start += len(chunk)
+    return matrix if matrix is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def prepare_dataset(
@@ -197,6 +402,9 @@ def prepare_dataset(
 
     `source`: the file `dataset` was read from with `load_table`, unchanged; errors then say `FILE, line N` as an
     editor numbers lines (`FILE, row N` for parquet). Without it they say `Row N (1-based)`: `dataset[N - 1]`.
+
+    On a table read with `load_table` the result is an Arrow file beside the table's, in the cache, written a batch
+    at a time: the same file, tokenizer and groups are tokenized once, and a later run reads it back.
     """
     _require_columns(dataset, [text_column], source)
 

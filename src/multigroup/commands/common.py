@@ -84,9 +84,8 @@ def add_labelled_file_arguments(parser, file_help: str) -> None:
 def labelled_logits(args):
     """The model, its logits and label rows for `args.file`, and per multilabel group the gold labels the model
     has no column for (dropped with --ignore-unknown-labels, scored as misses); errors name the row or line."""
-    import numpy as np
 
-    from ..data import load_table, prepare_dataset
+    from ..data import label_matrix, load_table, prepare_dataset
     from ..inference import batched_logits
     from ..metrics import unseen_label_counts
 
@@ -98,7 +97,7 @@ def labelled_logits(args):
     )  # fmt: skip
     logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
     missed = unseen_label_counts(model.config, table) if args.ignore_unknown_labels else {}
-    return model, logits, np.array(encoded["labels"], dtype=np.float32), missed
+    return model, logits, label_matrix(encoded), missed
 
 
 def write_json(path: Path, data) -> None:

@@ -104,7 +104,7 @@ def run(args, extra: list[str]) -> int:
     )
 
     from ..auto import AutoModelForMultiGroupClassification
-    from ..data import load_table, prepare_dataset
+    from ..data import label_matrix, load_table, prepare_dataset
     from ..hub import record_evaluation, split_name, write_model_card
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
@@ -120,11 +120,12 @@ def run(args, extra: list[str]) -> int:
         defaults += ["--dataloader_pin_memory", "false"]
     (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(defaults + extra)
 
+    with reading_model(args.model, fix=ENCODER):  # a wrong --model fails now, not after reading a large file
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
     train_table = load_table(args.train_file)
     groups = _groups(args, train_table)
     options = {"pooling": args.pooling} if args.pooling else {}
     with reading_model(args.model, fix=ENCODER):
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
         model = AutoModelForMultiGroupClassification.from_pretrained(
             args.model, groups=groups, loss_weighting=args.loss_weighting, **options
         )
@@ -134,7 +135,7 @@ def run(args, extra: list[str]) -> int:
     train = prepare_dataset(
         train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None, source=args.train_file
     )
-    train_labels = np.array(train["labels"], dtype=np.float32)
+    train_labels = label_matrix(train)  # from the Arrow column: no Python list per row
     if args.loss_weighting != "fixed":  # under "balanced" the scales only make the logged losses comparable
         fit_loss_scales(config, train_labels)
     if args.class_weights:
