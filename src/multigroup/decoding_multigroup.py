@@ -1,9 +1,13 @@
 """Logits to predictions: the decision rule and the structured output, the one place they live.
 
+Groups of the same type and width are decided together, as one `(groups, n, width)` tensor: a few tensor operations
+for hundreds of groups, then one conversion to Python per output field, with no sorting per row in Python.
+
 This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library,
 torch and the other remote-code files.
 """
 
+from itertools import islice
 from typing import Any
 
 import torch
@@ -23,30 +27,21 @@ class DecodingMixin:
         `{"scores": (n, k) sigmoid, "selected": (n, k) bool}`; regression `{"values": (n,)}`. `threshold`
         overrides the multilabel thresholds: one probability for every multilabel group, or `{group: value}`.
         """
+        logits = self._checked_logits(logits)
+        out = {}
+        for part in self._decide(logits, self._threshold_overrides(threshold), self.groups):
+            for g, group in enumerate(part["groups"]):
+                out[group["name"]] = {key: part[key][g] for key in part if key != "groups"}
+        return {name: out[name] for name in self.group_names}
+
+    def _checked_logits(self, logits: Any) -> torch.Tensor:
         logits = torch.as_tensor(logits).float()
         if logits.dim() != 2 or logits.shape[-1] != self.num_columns:
             raise ValueError(
                 f"Expected logits of shape (n, {self.num_columns}) for groups {self.group_names}, got "
                 f"{tuple(logits.shape)}."
             )
-        overrides = self._threshold_overrides(threshold)
-        out = {}
-        for group, columns in zip(self.groups, self.group_slices.values()):
-            name, scores = group["name"], logits[:, columns]
-            if group["type"] == "regression":
-                out[name] = {"values": scores[:, 0]}
-            elif group["type"] == "multiclass":
-                probs = scores.softmax(-1)
-                out[name] = {"scores": probs, "index": probs.argmax(-1)}
-            else:
-                probs = scores.sigmoid()
-                threshold = torch.tensor(overrides.get(name, group["threshold"]), device=probs.device)
-                selected = probs >= threshold
-                if not group["allow_empty"]:
-                    best = torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).bool()
-                    selected = selected | (best & ~selected.any(-1, keepdim=True))
-                out[name] = {"scores": probs, "selected": selected}
-        return out
+        return logits
 
     def _threshold_overrides(self, threshold: float | dict | None) -> dict[str, float | list[float]]:
         multilabel = {group["name"]: group for group in self.groups if group["type"] == "multilabel"}
@@ -61,6 +56,45 @@ class DecodingMixin:
             name: check_threshold(name, value, len(multilabel[name]["labels"]), "`threshold=`")
             for name, value in threshold.items()
         }
+
+    def _decide(self, logits: torch.Tensor, overrides: dict, groups: list[dict]) -> list[dict]:
+        """The decision rule over `groups`, one part per type and width: `{"groups": [...], key: (groups, n, ...)}`.
+
+        Regression parts hold `values` `(groups, n)`; multiclass parts `scores` `(groups, n, k)` and `index`
+        `(groups, n)`; multilabel parts `scores` and `selected` `(groups, n, k)`.
+        """
+        parts: dict[tuple[str, int], list[dict]] = {}
+        for group in groups:
+            parts.setdefault((group["type"], len(group["labels"])), []).append(group)
+        slices, device, rows = self.group_slices, logits.device, len(logits)
+        decided = []
+        for (kind, width), members in parts.items():
+            starts = torch.tensor([slices[group["name"]].start for group in members], device=device)
+            if kind == "regression":
+                decided.append({"groups": members, "values": logits.index_select(1, starts).T})
+                continue
+            # Each group's columns stay a row of their own, one spare column away from the next row's: on long
+            # contiguous runs torch's CPU kernels switch to a vectorised exp that is one ulp off for a few percent
+            # of values, so a logit would score differently by where its group sits and ties and thresholds would
+            # move. Row by row, the scores are bit for bit those of each group's own `sigmoid` or `softmax`.
+            columns = (starts[:, None] + torch.arange(width + 1, device=device).clamp(max=width - 1)).flatten()
+            raw = logits.index_select(1, columns).view(rows, len(members), width + 1).transpose(0, 1).contiguous()
+            raw = raw[..., :width]
+            if kind == "multiclass":
+                scores = raw.softmax(-1)
+                decided.append({"groups": members, "scores": scores, "index": scores.argmax(-1)})
+                continue
+            scores = raw.sigmoid()
+            thresholds = [overrides.get(group["name"], group["threshold"]) for group in members]
+            thresholds = [value if isinstance(value, (list, tuple)) else [value] * width for value in thresholds]
+            selected = scores >= torch.tensor(thresholds, dtype=scores.dtype, device=device)[:, None, :]
+            if not all(group["allow_empty"] for group in members):
+                no_empty = torch.tensor([not group["allow_empty"] for group in members], device=device)
+                forced = no_empty[:, None] & ~selected.any(-1)  # a group that must answer and passed nothing
+                best = torch.nn.functional.one_hot(scores.argmax(-1), width).bool()
+                selected = selected | (best & forced[..., None])
+            decided.append({"groups": members, "scores": scores, "selected": selected})
+        return decided
 
     def decode(
         self,
@@ -80,29 +114,76 @@ class DecodingMixin:
         if groups is not None:
             if isinstance(groups, str) or not all(isinstance(name, str) for name in groups):
                 raise TypeError(f"`groups` must be a list of group names, got {groups!r}.")
+            known = set(self.group_names)
             for name in groups:
-                self.group(name)
-        predictions = self.group_predictions(logits, threshold)
+                if name not in known:
+                    self.group(name)  # raises, naming the groups there are
+            groups = set(groups)
+        logits = self._checked_logits(logits).detach()
+        overrides = self._threshold_overrides(threshold)
         wanted = [group for group in self.groups if groups is None or group["name"] in groups]
-        # Each group's tensors become Python lists once, not one slice per row.
-        values = {name: {key: tensor.tolist() for key, tensor in pred.items()} for name, pred in predictions.items()}
-        rows = []
-        for i in range(len(logits)):
-            row = {}
-            for group in wanted:
-                pred, labels = values[group["name"]], group["labels"]
-                if group["type"] == "regression":
-                    row[group["name"]] = {"value": pred["values"][i]}
-                    continue
-                scores = pred["scores"][i]
-                order = sorted(range(len(labels)), key=lambda j: -scores[j])
-                ranked = [{"label": labels[j], "score": scores[j]} for j in order]
-                if top_k != 1:
-                    row[group["name"]] = ranked[:top_k]
-                elif group["type"] == "multiclass":
-                    row[group["name"]] = ranked[0]
-                else:
-                    chosen = pred["selected"][i]
-                    row[group["name"]] = [ranked[r] for r, j in enumerate(order) if chosen[j]]
-            rows.append(row)
-        return rows
+        columns = {}
+        for part in self._decide(logits, overrides, wanted):
+            columns.update(_columns(part, top_k, len(logits)))
+        if not wanted:
+            return [{} for _ in range(len(logits))]
+        names = [group["name"] for group in wanted]
+        return [dict(zip(names, row)) for row in zip(*(columns[name] for name in names))]
+
+
+def _columns(part: dict, top_k: int | None, rows: int) -> dict[str, list]:
+    """One part's predictions as Python values: `{group: [one value per row]}`.
+
+    Each field becomes Python in one `tolist()` for the whole part, and each entry is built once: a classification
+    group's entries come out of the tensors already best first, so a row's list is one slice.
+    """
+    members = part["groups"]
+    if "values" in part:
+        values = iter(part["values"].flatten().tolist())
+        return {group["name"]: [{"value": value} for value in islice(values, rows)] for group in members}
+    single = top_k == 1 and "index" in part  # a multiclass group's one label, not a list
+    chosen = top_k == 1 and "selected" in part  # a multilabel group's labels that passed, a list of any length
+    scores, order = _ranked(part["scores"], part.get("index") if single else None)
+    width = part["scores"].shape[-1]
+    if chosen:
+        keep = part["selected"].gather(-1, order)  # (groups, n, k), best first
+        # where each row's labels end in its group's entries: a running count, read at each row's last label
+        ends = keep.flatten(1).cumsum(1)[:, width - 1 :: width].tolist()
+        kept = keep.flatten().nonzero().squeeze(1)
+        order, scores = order.flatten()[kept], scores.flatten()[kept]
+        sizes = [group_ends[-1] if rows else 0 for group_ends in ends]
+    else:
+        count = 1 if top_k == 1 else min(top_k or width, width)
+        order, scores = order[..., :count], scores[..., :count]
+        sizes = [rows * count] * len(members)
+    # group after group, row after row, best first; a label's position in its group is a small (cached) int
+    pairs = zip(order.flatten().tolist(), scores.flatten().tolist())
+    out = {}
+    for g, (group, size) in enumerate(zip(members, sizes)):
+        labels = group["labels"]
+        entries = [{"label": labels[j], "score": score} for j, score in islice(pairs, size)]
+        if chosen:
+            entries = [entries[start:end] for start, end in zip([0, *ends[g]], ends[g])]
+        elif not single:
+            entries = [entries[start : start + count] for start in range(0, size, count)]
+        out[group["name"]] = entries
+    return out
+
+
+def _ranked(scores: torch.Tensor, best: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores best first along the last dimension, and the label positions they come from.
+
+    Equal scores keep label order (a stable sort), as Python's `sorted` does. Given `best` (the `argmax`: the first
+    highest score), only that one, without sorting. A row with NaN has no order (NaN compares false both ways): it
+    keeps the order Python's `sorted` gives it, which is what decoding has always returned.
+    """
+    if best is None:
+        order = scores.sort(dim=-1, descending=True, stable=True).indices
+    else:
+        order = best[..., None].clone()
+    if scores.sum().isnan():  # scores lie in [0, 1] unless NaN: their sum is NaN exactly when one is
+        for index in scores.isnan().any(-1).nonzero().tolist():
+            row = scores[tuple(index)].tolist()
+            ranking = sorted(range(len(row)), key=lambda j: -row[j])
+            order[tuple(index)] = torch.tensor(ranking[: order.shape[-1]], device=order.device)
+    return scores.gather(-1, order), order
