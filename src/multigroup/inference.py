@@ -9,20 +9,37 @@ from tqdm.auto import tqdm
 
 @torch.inference_mode()
 def batched_logits(
-    model, tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None, progress: bool = False
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    batch_size: int = 32,
+    max_length: int | None = None,
+    progress: bool = False,
+    read_ahead: int | None = None,
 ) -> np.ndarray:
-    """The `(len(texts), num_columns)` logits, in input order."""
+    """The `(len(texts), num_columns)` logits, in input order.
+
+    `read_ahead`: batches tokenized ahead in a background thread while the model runs; by default as the pipeline
+    (`READ_AHEAD` on an accelerator, none on CPU, where the forward already keeps the cores busy)."""
+    from .pipeline_multigroup import READ_AHEAD, _read_ahead
+
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     logits = np.zeros((len(texts), model.config.num_columns), dtype=np.float32)
     device = next(model.parameters()).device
     max_length = max_length or min(tokenizer.model_max_length, model.config.max_tokens)
-    for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="batches"):
-        indices = order[start : start + batch_size]
-        batch = tokenizer(
-            [texts[i] for i in indices], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        ).to(device)
-        logits[indices] = model(**batch).logits.float().cpu().numpy()
+
+    def encoded():
+        for start in range(0, len(texts), batch_size):
+            indices = order[start : start + batch_size]
+            batch = [texts[i] for i in indices]
+            yield indices, tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    if read_ahead is None:
+        read_ahead = 0 if device.type == "cpu" else READ_AHEAD
+    batches = _read_ahead(encoded(), read_ahead)
+    for indices, batch in tqdm(batches, total=-(-len(texts) // batch_size), disable=not progress, desc="batches"):
+        logits[indices] = model(**batch.to(device)).logits.float().cpu().numpy()
     return logits
 
 

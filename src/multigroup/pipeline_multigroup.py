@@ -5,7 +5,11 @@ torch, transformers and the other remote-code files.
 """
 
 import json
+import os
+import queue
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -24,6 +28,14 @@ _UNSET = object()
 # A stream is read this many batches at a time; texts are sorted by length within that window, so that texts of
 # similar length share a batch (little padding), and results are given back in input order.
 WINDOW_BATCHES = 64
+# On an accelerator, a background thread reads and tokenizes this many batches ahead while the model runs the current
+# one. On CPU the forward already keeps the cores busy and the thread gains nothing (scripts/bench_pipeline_inputs.py):
+# there each batch is tokenized in turn.
+READ_AHEAD = 2
+# One lock per tokenizer: a background thread tokenizes while no other does (a Rust tokenizer whose settings change
+# during another thread's call raises "Already borrowed"). Kept here, not on the pipeline, which stays picklable.
+_TOKENIZER_LOCKS: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
 
 
 def _check_texts(texts: list, start: int = 0) -> list[str]:
@@ -36,6 +48,45 @@ def _check_texts(texts: list, start: int = 0) -> list[str]:
                 f"none).{hint}"
             )
     return texts
+
+
+def _read_ahead(items: Iterator, ahead: int) -> Iterator:
+    """The items, in order, computed by a background thread at most `ahead` items before they are asked for (memory
+    stays bounded); an exception raised there is raised here at its place in the sequence. `ahead=0`: no thread."""
+    if ahead < 1:
+        yield from items
+        return
+    done, buffer, stop = object(), queue.Queue(maxsize=ahead), threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return  # the caller stopped reading
+            put((done, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, raised there
+            put((done, error))
+
+    threading.Thread(target=produce, name="multigroup-read-ahead", daemon=True).start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()  # a caller that stops early (break, close, an error) ends the thread at its next item
 
 
 def _as_stream(inputs: Any) -> tuple[Iterator, bool]:
@@ -134,7 +185,9 @@ class MultiGroupClassificationPipeline(Pipeline):
     `{"label": str, "score": float}`, a multilabel group a list of `{"label", "score"}` at or above the thresholds
     (best first, possibly empty), a regression group `{"value": float}`. A list, tuple or `datasets` column of texts
     returns a list of those; a dataset, `KeyDataset`, generator or other iterable an iterator over them, in input
-    order (texts are read `WINDOW_BATCHES` batches at a time, so a stream's memory stays flat).
+    order (texts are read `window_batches` batches at a time, so a stream's memory stays flat). On an accelerator a
+    background thread reads and tokenizes the next `READ_AHEAD` batches while the model runs (set `clf.read_ahead` to
+    choose; 0: no thread).
 
     Call arguments: `top_k=None` (or an int k) returns every (or the k best) label with its score for each
     classification group; `groups=[...]` restricts the groups returned; `threshold=` overrides the multilabel
@@ -142,6 +195,9 @@ class MultiGroupClassificationPipeline(Pipeline):
     go through the model at once (texts are grouped by length, so padding stays small). Texts longer than the
     model's maximum length are truncated.
     """
+
+    window_batches = WINDOW_BATCHES  # texts read and sorted by length together, in batches
+    read_ahead: int | None = None  # batches tokenized ahead in a background thread; None: READ_AHEAD off CPU, else 0
 
     def _sanitize_parameters(self, top_k=_UNSET, threshold=None, groups=None, max_length=None):
         postprocess = {}
@@ -164,6 +220,7 @@ class MultiGroupClassificationPipeline(Pipeline):
             return super().__call__(inputs, **kwargs)
         stream, sized = _as_stream(inputs)
         batch_size = kwargs.pop("batch_size", None)
+        kwargs.pop("num_workers", None)  # transformers' DataLoader workers: a background thread tokenizes here
         batch_size = (self._batch_size or 1) if batch_size is None else batch_size
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
@@ -173,18 +230,41 @@ class MultiGroupClassificationPipeline(Pipeline):
         return list(results) if sized else results
 
     def _in_order(self, stream: Iterator, batch_size: int, kwargs: dict) -> Iterator[dict]:
-        """One rule for every input: read a window of texts, sort it by length into batches (each batch is one
-        pipeline item, padded once), give the results back in input order; memory stays that of one window."""
-        start = 0
-        while window := _check_texts(list(islice(stream, batch_size * WINDOW_BATCHES)), start):
-            order = sorted(range(len(window)), key=lambda i: len(window[i]))
-            batches = [[window[i] for i in order[s : s + batch_size]] for s in range(0, len(window), batch_size)]
-            rows = [row for batch in super().__call__(batches, batch_size=1, **kwargs) for row in batch]
-            results = [None] * len(window)
+        """One rule for every input: read a window of texts, sort it by length into batches (each padded once), give
+        the results back in input order; memory stays that of one window. With `read_ahead`, reading and tokenizing
+        run in a background thread that many batches ahead, so the model does not wait for them."""
+        preprocess_params, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
+        preprocess_params = {**self._preprocess_params, **preprocess_params}
+        forward_params = {**self._forward_params, **forward_params}
+        postprocess_params = {**self._postprocess_params, **postprocess_params}
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as transformers' own batched calls
+        window = batch_size * self.window_batches
+        with _LOCKS_LOCK:
+            lock = _TOKENIZER_LOCKS.setdefault(self.tokenizer, threading.Lock())
+
+        def encoded() -> Iterator:
+            """Per window: its length order and batch count, then each batch's model inputs."""
+            start = 0
+            while texts := _check_texts(list(islice(stream, window)), start):
+                order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+                yield order, -(-len(texts) // batch_size)
+                for s in range(0, len(texts), batch_size):
+                    with lock:
+                        inputs = self.preprocess([texts[i] for i in order[s : s + batch_size]], **preprocess_params)
+                    yield inputs
+                start += len(texts)
+
+        ahead = self.read_ahead if self.read_ahead is not None else 0 if self.device.type == "cpu" else READ_AHEAD
+        items = _read_ahead(encoded(), ahead)
+        for order, count in items:
+            rows = []
+            for _ in range(count):
+                outputs = self.forward(next(items), **forward_params)
+                rows += self.postprocess(outputs, **postprocess_params)
+            results = [None] * len(order)
             for position, i in enumerate(order):
                 results[i] = rows[position]
             yield from results
-            start += len(window)
 
     def save_pretrained(self, save_directory, **kwargs):
         """Save the model (weights, config, code files) and its tokenizer, readable by transformers 4 and 5."""

@@ -3,8 +3,8 @@
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 
 
@@ -20,7 +20,11 @@ def register(parser) -> None:
     parser.add_argument("--text-column", default="text", help="the column holding the texts")
     parser.add_argument("--id-column", default="id", help="copied to the output; the line number when absent")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
-    parser.add_argument("--chunk-size", type=int, default=4096, help="records read and predicted at a time")
+    parser.add_argument(
+        "--chunk-size", type=int, default=None,
+        help="texts read ahead and sorted by length together, so that a batch pads little (rounded up to whole "
+        "batches); default: 64 batches. The file is streamed: memory holds one such window, whatever its size",
+    )  # fmt: skip
     parser.add_argument(
         "--top-k", type=int, default=1,
         help="1: what --output describes; k above 1: the k best labels with their scores for every classification "
@@ -47,10 +51,25 @@ def read_records(path: Path) -> Iterator[tuple[int, dict]]:
     yield from iter_records(path)
 
 
-def _lines(numbers: list[int], shown: int = 10) -> str:
-    """`line 5`, `lines 5, 9`, or the first `shown` and how many more."""
-    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
-    return f"line{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers[:shown]))}{more}"
+class Lines:
+    """The lines of some kind of row: how many, and the first `shown` of them (memory stays flat on any file)."""
+
+    def __init__(self, shown: int = 10):
+        self.count, self.first, self.shown = 0, [], shown
+
+    def add(self, line: int) -> None:
+        self.count += 1
+        if len(self.first) < self.shown:
+            self.first.append(line)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _lines(lines: Lines) -> str:
+    """`line 5`, `lines 5, 9`, or the first few and how many more."""
+    more = f" and {lines.count - len(lines.first)} more" if lines.count > len(lines.first) else ""
+    return f"line{'s' if lines.count > 1 else ''} {', '.join(map(str, lines.first))}{more}"
 
 
 def _rows(count: int) -> str:
@@ -64,8 +83,12 @@ def run(args, extra: list[str]) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path}")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be a positive number of texts, got {args.chunk_size}.")
     model, tokenizer = load_model(args.model)
     classify = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer, batch_size=args.batch_size)
+    if args.chunk_size is not None and args.batch_size > 0:  # a bad batch size is named by the pipeline
+        classify.window_batches = -(-args.chunk_size // args.batch_size)
     options = {"top_k": args.top_k or None}
     if args.threshold is not None:
         options["threshold"] = args.threshold
@@ -98,45 +121,52 @@ def run(args, extra: list[str]) -> int:
 
 
 def _write(classify, records, path: Path, args, options: dict, partial: Path, skipped_partial: Path):
-    """Predict and write every row with a text; returns the count and the lines skipped and with an empty text."""
+    """Predict and write every row with a text; returns the count and the lines skipped and with an empty text.
+
+    The file goes through the pipeline as one stream, a window of texts at a time (on an accelerator read and
+    tokenized in a background thread while the model runs); each prediction is written as it comes back, in input
+    order, so memory holds one window whatever the file's size."""
     from tqdm.auto import tqdm
 
-    count, skipped, empty, first_skipped = 0, [], [], None
+    count, skipped, empty, first_skipped = 0, Lines(), Lines(), []
+    ids = deque()  # the id of each text handed to the pipeline and not yet written: at most a window's
+
+    def texts(side) -> Iterator[str]:
+        for line, record in records:
+            text = record.get(args.text_column)
+            if isinstance(text, str):
+                ids.append(record.get(args.id_column, line))
+                if not text.strip():
+                    empty.add(line)
+                yield text
+                continue
+            reason = f"`{args.text_column}` must be a string, got {text!r}" + (
+                f"; columns are {sorted(record)}" if args.text_column not in record else ""
+            )
+            if args.on_error == "fail":
+                raise ValueError(
+                    f"{path}, line {line}: {reason}. Fix or drop that line, or pass --on-error skip to leave "
+                    "such rows out (listed in a side file)."
+                )
+            side.write(json.dumps({"line": line, "reason": reason, "record": record}, ensure_ascii=False) + "\n")
+            skipped.add(line)
+            if not first_skipped:
+                first_skipped.append(record)
+
     with (
         open(partial, "w", encoding="utf-8") as out,
         open(skipped_partial, "w", encoding="utf-8") as side,
         tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar,
     ):
-        while chunk := list(islice(records, args.chunk_size)):
-            kept = []
-            for line, record in chunk:
-                text = record.get(args.text_column)
-                if isinstance(text, str):
-                    kept.append((line, record, text))
-                    if not text.strip():
-                        empty.append(line)
-                    continue
-                reason = f"`{args.text_column}` must be a string, got {text!r}" + (
-                    f"; columns are {sorted(record)}" if args.text_column not in record else ""
-                )
-                if args.on_error == "fail":
-                    raise ValueError(
-                        f"{path}, line {line}: {reason}. Fix or drop that line, or pass --on-error skip to leave "
-                        "such rows out (listed in a side file)."
-                    )
-                side.write(json.dumps({"line": line, "reason": reason, "record": record}, ensure_ascii=False) + "\n")
-                skipped.append(line)
-                first_skipped = record if first_skipped is None else first_skipped
-            predictions = classify([text for _, _, text in kept], **options) if kept else []
-            for (line, record, _), prediction in zip(kept, predictions):
-                row = {"id": record.get(args.id_column, line), **prediction}
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += len(kept)
-            bar.update(len(chunk))
+        for prediction in classify(texts(side), **options):
+            out.write(json.dumps({"id": ids.popleft(), **prediction}, ensure_ascii=False) + "\n")
+            count += 1
+            bar.update(count + len(skipped) - bar.n)  # rows read: predicted and set aside
+        bar.update(count + len(skipped) - bar.n)
     if count == 0 and skipped:
         raise ValueError(
             f"{path}: none of its {_rows(len(skipped))} has a string `{args.text_column}` (the first has columns "
-            f"{sorted(first_skipped)}); name the text column with --text-column."
+            f"{sorted(first_skipped[0])}); name the text column with --text-column."
         )
     if count == 0:
         raise ValueError(f"{path} is empty: it holds no records.")

