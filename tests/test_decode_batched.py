@@ -169,7 +169,8 @@ def assert_same_value(value, expected, context):
         got = value[key]
         assert type(got) is type(want), context
         if isinstance(want, float):
-            assert got == pytest.approx(want, rel=1e-6, abs=1e-7, nan_ok=True), context
+            both_nan = math.isnan(got) and math.isnan(want)
+            assert both_nan or math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-7), context
         else:
             assert got == want, context
 
@@ -251,7 +252,7 @@ def test_hundreds_of_groups_match_the_reference():
             group["allow_empty"] = i % 3 == 0
         groups.append(group)
     config = MultiGroupConfig(groups=groups)
-    logits = torch.randint(-4, 5, (64, config.num_columns), generator=torch.Generator().manual_seed(0)).float()
+    logits = torch.randint(-4, 5, (12, config.num_columns), generator=torch.Generator().manual_seed(0)).float()
     for top_k in TOP_KS:
         assert_same_rows(config.decode(logits, top_k=top_k), reference_decode(config, logits, top_k=top_k), top_k)
 

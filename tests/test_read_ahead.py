@@ -5,6 +5,7 @@ memory on an endless stream, and `multigroup predict` streaming a file through i
 import itertools
 import json
 import os
+import pickle
 import subprocess
 import threading
 import time
@@ -222,3 +223,12 @@ def test_batched_logits_reading_ahead_are_the_same():
     assert plain.shape == (len(TEXTS), model.config.num_columns)
     assert (batched_logits(model, tokenizer, TEXTS, batch_size=4, read_ahead=2) == plain).all()
     assert wait_for_no_read_ahead_thread()
+
+
+def test_a_pipeline_that_read_ahead_still_pickles_and_one_without_tokenizer_says_so(clf):
+    assert answers(clf, TEXTS[:5], 2) == answers(clf, TEXTS[:5], 0)
+    assert pickle.loads(pickle.dumps(clf))(TEXTS[:3], batch_size=2) == clf(TEXTS[:3], batch_size=2)
+    bare = MultiGroupClassificationPipeline(model=tiny_model(MIXED_GROUPS, "bert"), tokenizer=None)
+    bare.read_ahead = 2
+    with pytest.raises(ValueError, match="This pipeline has no tokenizer: pass tokenizer="):
+        bare(["fine"])

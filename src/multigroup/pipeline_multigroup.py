@@ -239,8 +239,12 @@ class MultiGroupClassificationPipeline(Pipeline):
         postprocess_params = {**self._postprocess_params, **postprocess_params}
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as transformers' own batched calls
         window = batch_size * self.window_batches
-        with _LOCKS_LOCK:
-            lock = _TOKENIZER_LOCKS.setdefault(self.tokenizer, threading.Lock())
+        with _LOCKS_LOCK:  # no tokenizer: preprocess names what to do
+            lock = (
+                threading.Lock()
+                if self.tokenizer is None
+                else _TOKENIZER_LOCKS.setdefault(self.tokenizer, threading.Lock())
+            )
 
         def encoded() -> Iterator:
             """Per window: its length order and batch count, then each batch's model inputs."""
