@@ -92,6 +92,24 @@ def test_new_configs_default_to_balancing_and_the_multiplier():
         MultiGroupConfig(groups=MIXED_GROUPS, head_multiplier=0)
 
 
+def test_a_dense_layer_per_group_up_to_32_groups_then_one_shared():
+    def groups(count):
+        return [{"name": f"g{i}", "type": "multilabel", "labels": ["a", "b"]} for i in range(count)]
+
+    assert MultiGroupConfig(groups=groups(32)).per_group_dense is True
+    many = MultiGroupConfig(groups=groups(33))
+    assert many.per_group_dense is False and MultiGroupConfig.from_dict(many.to_dict()).per_group_dense is False
+    assert MultiGroupConfig(groups=groups(40), per_group_dense=True).per_group_dense is True
+    assert MultiGroupConfig(groups=groups(2), per_group_dense=False).per_group_dense is False
+    # Groups given after the config was made: the head takes the default and stores it, so the weights reload.
+    later = MultiGroupConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    assert later.per_group_dense is None
+    later.groups = groups(33)
+    later.validate_groups()
+    model = AutoModelForMultiGroupClassification.from_config(later)
+    assert later.per_group_dense is False and model.classifier.hidden.weight.shape == (8, 8)
+
+
 def test_balancer_gives_each_group_its_share_of_the_gradient():
     balancer = GradientBalancer([1.0, 3.0]).train()
     features = torch.randn(5, 4, requires_grad=True)

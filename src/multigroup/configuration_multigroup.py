@@ -19,6 +19,9 @@ from .versions_multigroup import PretrainedConfig  # checks the transformers ver
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean")
+# Up to this many groups, a dense layer per group by default; beyond, one shared by every group (hundreds of
+# `hidden_size`-squared layers would outweigh the encoder: 59M parameters at 400 groups on a 384-wide encoder).
+PER_GROUP_DENSE_UP_TO = 32
 # What every config has, with its defaults: an encoder's fields are the rest, and the base fields it sets to its own
 # default (transformers 4's base config has `pad_token_id`; RoBERTa's is 1).
 _BASE_DEFAULTS = PretrainedConfig().to_dict()
@@ -74,10 +77,12 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             The head's parameters are stored divided by this factor and multiplied back in `forward`, so the
             optimizer moves the new head this many times faster than the encoder: a fresh head needs a 10-30x
             higher learning rate than a pretrained encoder. Configs saved before this field existed load with 1.0.
-        per_group_dense (`bool`, *optional*, defaults to `True`):
+        per_group_dense (`bool`, *optional*, defaults to `True` up to 32 groups, `False` beyond):
             Each group gets a dense layer of its own between the pooled features and its columns (`hidden_size`
             squared parameters per group), instead of one dense layer shared by every group: groups stop competing
-            for the head's capacity. Configs saved before this field existed load with False.
+            for the head's capacity. Left out (`None`), it is `True` for up to 32 groups and `False` beyond, where
+            the per-group layers would outweigh the encoder; the choice is stored. Configs saved before this field
+            existed load with False.
         kwargs:
             The encoder's own hyperparameters (`vocab_size`, `hidden_size`, ...); missing ones take the defaults of
             the encoder family's config.
@@ -117,7 +122,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         loss_weighting: str = "balanced",
         pooling: str = "cls",
         head_multiplier: float = 30.0,
-        per_group_dense: bool = True,
+        per_group_dense: bool | None = None,
         **kwargs,
     ):
         if encoder_type not in CONFIG_MAPPING:
@@ -142,6 +147,8 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             for key, value in family.items()
             if not key.startswith("_") and key not in _NOT_ENCODER and _BASE_DEFAULTS.get(key, object()) != value
         )
+        if per_group_dense is None and isinstance(groups, (list, tuple)):
+            per_group_dense = len(groups) <= PER_GROUP_DENSE_UP_TO
         self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
         self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
         super().__init__(**kwargs)
