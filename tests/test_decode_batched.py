@@ -308,3 +308,38 @@ def test_float_outputs_are_python_floats():
     (row,) = config.decode([[1.25, 0.0, 1.0]])
     assert type(row["s"]["value"]) is float and type(row["c"]["score"]) is float
     assert row == {"s": {"value": 1.25}, "c": {"label": "y", "score": pytest.approx(1 / (1 + math.exp(-1)))}}
+
+
+def test_decode_leaves_the_garbage_collector_as_it_found_it():
+    """Decoding pauses the cyclic collector while it builds the output; it is back on after, even after an error,
+    and a collector the caller paused stays paused."""
+    import gc
+
+    config = MultiGroupConfig(groups=[{"name": "a", "type": "multilabel", "labels": ["x", "y"]}])
+    logits = torch.zeros(3, 2)
+    seen = []
+    original = config._decide
+
+    def spy(*args):
+        seen.append(gc.isenabled())
+        return original(*args)
+
+    config._decide = spy
+    assert gc.isenabled()
+    assert config.decode(logits) == reference_decode(config, logits)
+    assert seen == [False] and gc.isenabled()
+
+    def broken(*args):
+        raise RuntimeError("in the middle of decoding")
+
+    config._decide = broken
+    with pytest.raises(RuntimeError, match="in the middle of decoding"):
+        config.decode(logits)
+    assert gc.isenabled()
+    config._decide = spy
+    gc.disable()
+    try:
+        config.decode(logits)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
