@@ -1,8 +1,11 @@
 """Tiny encoders and an offline tokenizer, built in memory: no test downloads anything."""
 
+import atexit
 import copy
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,10 @@ from transformers.utils import logging as hf_logging
 from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The Arrow files that tests' training files become go to a folder of this run's own, not the user's datasets cache
+# (set before anything imports `datasets`, which reads it once); subprocesses inherit it.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="multigroup-tests-datasets-")
+atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 
