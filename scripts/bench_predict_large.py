@@ -12,10 +12,10 @@ package with a 2-group head: the encoder dominates) and "small" (a 64-wide, 2-la
 MiniLM's tokenizer: the encoder is cheap, so reading, tokenizing, decoding and writing weigh most).
 ratio: for each of --models, the first --ratio-rows texts through `multigroup predict` in a subprocess and through
 the pipeline in this process (`clf(texts)`, the same batch size and window, after a warm-up), arms interleaved over
---repeats. The CLI's steady rate leaves out its start-up (imports, loading the model, the first window of 2,048
-texts): the rows after the first window over the seconds from its first predictions reaching the output file to
-the process's exit; its end-to-end rate and its start-up (the same command on 64 rows) are reported too. Its
-predictions must equal the pipeline's, all of them.
+--repeats. Compared: the rates after the first window of 2,048 texts (rows after it / seconds from its results to
+the end; for the CLI from its first predictions reaching the output file to its exit), which leave out the CLI's
+start-up (imports, loading the model); the pipeline's whole call, the CLI's end-to-end rate and its start-up (the
+same command on 64 rows) are reported too. The CLI's predictions must equal the pipeline's, all of them.
 memory: `multigroup predict` on all --rows texts with --memory-model; its RSS sampled every 0.5 s with the rows
 done so far (read from its progress bar): the peak, and the RSS over the first and the last tenth of the rows.
 Every timed run records the share of the machine's CPU that other processes used meanwhile (/proc/stat).
@@ -169,7 +169,9 @@ def run_cli(model: Path, source: Path, output: Path) -> dict:
 
 
 def run_pipeline(model: Path, texts: list[str]) -> tuple[dict, list[dict]]:
-    """The pipeline in this process on the texts, as `predict` builds it: wall seconds and the predictions."""
+    """The pipeline in this process on the texts, as `predict` builds it: wall seconds, the second its first
+    results (the first window's) came back, and the predictions: what `clf(texts, top_k=1)` lists, read one by one
+    only to see when the first window is done."""
     from multigroup.commands.common import load_model
     from multigroup.pipeline_multigroup import MultiGroupClassificationPipeline
 
@@ -177,19 +179,44 @@ def run_pipeline(model: Path, texts: list[str]) -> tuple[dict, list[dict]]:
     clf = MultiGroupClassificationPipeline(model=loaded, tokenizer=tokenizer, batch_size=BATCH_SIZE)
     clf(texts[: 2 * BATCH_SIZE], top_k=1)  # warm-up
     busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
-    predictions = clf(texts, top_k=1)
+    results = clf(iter(texts), top_k=1)  # an iterator over what clf(texts, top_k=1) lists
+    predictions = [next(results)]
+    first = time.perf_counter() - start
+    predictions += results
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "others_cpu_share": others_share(busy, own, wall)}, predictions
+    return {"wall_s": wall, "first_output_s": first, "others_cpu_share": others_share(busy, own, wall)}, predictions
 
 
 # -- sections ----------------------------------------------------------------------------------------------------
 def steady_rate(run: dict, rows: int) -> float:
-    """The CLI's rate without its start-up (imports, loading the model, the first window): the rows after the first
-    window over the seconds from its predictions reaching the output file to the process's exit."""
+    """The rate after the first window: the rows after it over the seconds from its results (for the CLI: its
+    predictions reaching the output file) to the end (for the CLI: the process's exit). For the CLI this leaves out
+    its start-up (imports, loading the model); the same rule for both arms keeps them comparable."""
     from multigroup.pipeline_multigroup import WINDOW_BATCHES
 
     window = BATCH_SIZE * WINDOW_BATCHES
     return (rows - window) / (run["wall_s"] - run["first_output_s"])
+
+
+def compare(got: list, want: list) -> dict:
+    """Whether two lists of predictions name the same labels, and their largest score difference: two processes
+    can differ in the last bits when the machine is busy (a math library may then split work differently)."""
+    labels, numbers = [], []
+
+    def walk(a, b) -> None:
+        if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+            for key in a:
+                walk(a[key], b[key])
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for x, y in zip(a, b):
+                walk(x, y)
+        elif isinstance(a, float) and isinstance(b, float):
+            numbers.append(abs(a - b))
+        else:
+            labels.append(a == b)
+
+    walk(got, want)
+    return {"same_labels": all(labels), "max_score_diff": max(numbers, default=0.0)}
 
 
 def ratio(kind: str, args, work: Path) -> dict:
@@ -212,13 +239,15 @@ def ratio(kind: str, args, work: Path) -> dict:
             runs[arm].append(arms[arm]())
             print(kind, arm, f"{runs[arm][-1]['wall_s']:.1f} s", file=sys.stderr)
     written = [json.loads(line) for line in open(output, encoding="utf-8")]
-    same = written == [{"id": record["id"], **row} for record, row in zip(records, predictions)]
+    expected = [{"id": record["id"], **row} for record, row in zip(records, predictions)]
+    same = {"identical": written == expected, **compare(written, expected)}
     n = args.ratio_rows
     steady = [steady_rate(run, n) for run in runs["cli"]]
-    in_process = [n / run["wall_s"] for run in runs["pipeline"]]
+    in_process = [steady_rate(run, n) for run in runs["pipeline"]]
     return {
         "model": kind, "rows": n, "batch_size": BATCH_SIZE, "repeats": args.repeats,
-        "pipeline_texts_per_s": statistics.median(in_process),
+        "pipeline_texts_per_s": statistics.median(n / run["wall_s"] for run in runs["pipeline"]),
+        "pipeline_steady_texts_per_s": statistics.median(in_process),
         "cli_steady_texts_per_s": statistics.median(steady),
         "cli_vs_pipeline": statistics.median(s / p for s, p in zip(steady, in_process)),
         "cli_end_to_end_texts_per_s": statistics.median(n / run["wall_s"] for run in runs["cli"]),
@@ -254,15 +283,23 @@ def memory(kind: str, args, work: Path) -> dict:
     }  # fmt: skip
 
 
+def agreement(same: dict) -> str:
+    if same["identical"]:
+        return "identical"
+    return f"same labels, scores within {same['max_score_diff']:.0e}" if same["same_labels"] else "NO"
+
+
 def markdown(results: dict) -> str:
     lines = []
     if results.get("ratio"):
-        lines += ["| model | rows | pipeline texts/s | CLI texts/s (steady) | CLI / pipeline | CLI end to end | "
-                  "CLI start-up | CLI peak RSS | same predictions | repeats | others' CPU (max) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += ["Texts/s after the first window (the CLI's start-up left out), the pipeline's whole call, and the CLI "
+                  "end to end (start-up included); medians over the repeats.", "",
+                  "| model | rows | pipeline | CLI | CLI / pipeline | pipeline, whole call | CLI end to end | "
+                  "CLI start-up | CLI peak RSS | predictions | repeats | others' CPU (max) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in results["ratio"].values():
             lines.append(
-                f"| {r['model']} | {r['rows']:,} | {r['pipeline_texts_per_s']:.0f} | {r['cli_steady_texts_per_s']:.0f} | {r['cli_vs_pipeline']:.3f} | {r['cli_end_to_end_texts_per_s']:.0f} texts/s | {r['cli_startup_s']:.1f} s | {r['cli_peak_rss_mb']:.0f} MB | {r['same_predictions']} | {r['repeats']} | {r['max_others_cpu_share']:.0%} |"
+                f"| {r['model']} | {r['rows']:,} | {r['pipeline_steady_texts_per_s']:.0f} | {r['cli_steady_texts_per_s']:.0f} | {r['cli_vs_pipeline']:.3f} | {r['pipeline_texts_per_s']:.0f} | {r['cli_end_to_end_texts_per_s']:.0f} | {r['cli_startup_s']:.1f} s | {r['cli_peak_rss_mb']:.0f} MB | {agreement(r['same_predictions'])} | {r['repeats']} | {r['max_others_cpu_share']:.0%} |"
             )
     if results.get("memory"):
         lines += ["", "| model | rows | lines written | wall | texts/s (steady) | peak RSS | RSS, first tenth | "
