@@ -52,6 +52,7 @@ bench: setup
 	$(PY) scripts/bench_quality.py --data-dir $(DATA)/semeval16_absa_rest_en --batch-size 32 --epochs 2 --arms joint joint_shared_dense joint_normalized
 	$(PY) scripts/bench_quality.py --data-dir $(DATA)/semeval16_absa_laptops_en --batch-size 32 --epochs 2 --arms joint joint_shared_dense joint_normalized
 	$(PY) scripts/quality_tables.py
+	$(PY) scripts/bench_scale.py --data-dir $(DATA)/semeval16_absa_rest_en
 
 clean:
 	rm -rf $(VENV) .venv-transformers-* outputs .pytest_cache

@@ -83,6 +83,12 @@ def timed(function) -> float:
 
 def interleaved(arms: dict, repeats: int = REPEATS, warmup: int = WARMUP) -> dict[str, float]:
     """Median seconds per arm; every repeat runs every arm once, in turn."""
+    samples = interleaved_samples(arms, repeats, warmup)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def interleaved_samples(arms: dict, repeats: int = REPEATS, warmup: int = WARMUP) -> dict[str, list[float]]:
+    """Seconds per arm and repeat; every repeat runs every arm once, in turn."""
     for _ in range(warmup):
         for function in arms.values():
             function()
@@ -90,7 +96,7 @@ def interleaved(arms: dict, repeats: int = REPEATS, warmup: int = WARMUP) -> dic
     for _ in range(repeats):
         for name, function in arms.items():
             samples[name].append(timed(function))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 def build(encoder: str, kind: str, groups=GROUPS):

