@@ -13,8 +13,9 @@ MiniLM's tokenizer: the encoder is cheap, so reading, tokenizing, decoding and w
 ratio: for each of --models, the first --ratio-rows texts through `multigroup predict` in a subprocess and through
 the pipeline in this process (`clf(texts)`, the same batch size and window, after a warm-up), arms interleaved over
 --repeats. Compared: the rates after the first window of 2,048 texts (rows after it / seconds from its results to
-the end; for the CLI from its first predictions reaching the output file to its exit), which leave out the CLI's
-start-up (imports, loading the model); the pipeline's whole call, the CLI's end-to-end rate and its start-up (the
+the end; for the CLI from its first predictions reaching the output file to the finished file renamed into place),
+which leave out the CLI's start-up (imports, loading the model) and its exit; the pipeline's whole call, the CLI's
+end-to-end rate and its start-up (the
 same command on 64 rows) are reported too. The CLI's predictions must equal the pipeline's, all of them.
 memory: `multigroup predict` on all --rows texts with --memory-model; its RSS sampled every 0.5 s with the rows
 done so far (read from its progress bar): the peak, and the RSS over the first and the last tenth of the rows.
@@ -133,8 +134,9 @@ def status_mb(pid: int) -> tuple[float, float] | None:
 
 
 def run_cli(model: Path, source: Path, output: Path) -> dict:
-    """`multigroup predict` in a subprocess: wall seconds, the second its first predictions reached the output file,
-    RSS samples `[seconds, MB, rows done]`, peak RSS."""
+    """`multigroup predict` in a subprocess: wall seconds, the second its first predictions reached the output file
+    and the second the finished file was renamed into place (before the process's own exit), RSS samples
+    `[seconds, MB, rows done]`, peak RSS."""
     command = [str(Path(sys.executable).parent / "multigroup"), "predict", "--model", str(model), "--file",
                str(source), "--output", str(output), "--batch-size", str(BATCH_SIZE)]  # fmt: skip
     done, tail = [0], bytearray()
@@ -146,16 +148,19 @@ def run_cli(model: Path, source: Path, output: Path) -> dict:
             if found := PROGRESS.findall(bytes(tail[-512:])):
                 done[0] = int(found[-1])
 
+    output.unlink(missing_ok=True)
     busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     reader = threading.Thread(target=read_progress, args=(process.stderr,), daemon=True)
     reader.start()
     partial = output.with_name(f".{output.name}.partial")  # where predict writes until it is done
-    samples, peak, first_output, sampled = [], 0.0, None, -SAMPLE_EVERY
+    samples, peak, first_output, last_output, sampled = [], 0.0, None, None, -SAMPLE_EVERY
     while process.poll() is None:
         now = time.perf_counter() - start
         if first_output is None and partial.exists() and partial.stat().st_size > 0:
             first_output = now
+        if last_output is None and output.exists():
+            last_output = now
         if now - sampled >= SAMPLE_EVERY and (memory := status_mb(process.pid)) is not None:
             samples.append([round(now, 2), round(memory[0], 1), done[0]])
             peak, sampled = max(peak, memory[1]), now
@@ -164,7 +169,8 @@ def run_cli(model: Path, source: Path, output: Path) -> dict:
     reader.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{tail.decode(errors='replace')}")
-    return {"wall_s": wall, "first_output_s": first_output, "others_cpu_share": others_share(busy, own, wall),
+    return {"wall_s": wall, "first_output_s": first_output, "last_output_s": last_output or wall,
+            "others_cpu_share": others_share(busy, own, wall),
             "peak_rss_mb": round(peak, 1), "samples": samples}  # fmt: skip
 
 
@@ -190,12 +196,13 @@ def run_pipeline(model: Path, texts: list[str]) -> tuple[dict, list[dict]]:
 # -- sections ----------------------------------------------------------------------------------------------------
 def steady_rate(run: dict, rows: int) -> float:
     """The rate after the first window: the rows after it over the seconds from its results (for the CLI: its
-    predictions reaching the output file) to the end (for the CLI: the process's exit). For the CLI this leaves out
-    its start-up (imports, loading the model); the same rule for both arms keeps them comparable."""
+    predictions reaching the output file) to the end (for the CLI: the finished file renamed into place). For the
+    CLI this leaves out its start-up (imports, loading the model) and its exit; the same rule for both arms keeps
+    them comparable."""
     from multigroup.pipeline_multigroup import WINDOW_BATCHES
 
     window = BATCH_SIZE * WINDOW_BATCHES
-    return (rows - window) / (run["wall_s"] - run["first_output_s"])
+    return (rows - window) / (run.get("last_output_s", run["wall_s"]) - run["first_output_s"])
 
 
 def compare(got: list, want: list) -> dict:
