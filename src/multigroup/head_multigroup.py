@@ -71,8 +71,11 @@ _LAYOUTS: dict[tuple, GroupLayout] = {}
 def group_layout(config: MultiGroupConfig) -> GroupLayout:
     """The layout of `config`'s groups, made again whenever a field it holds changes (`fit_loss_scales` sets
     `loss_scale` in place; a user may change a weight)."""
-    fields = ("name", "type", "labels", "weight", "loss_scale", "class_weight", "pos_weight")
-    key = (config.loss_weighting, repr([[group.get(field) for field in fields] for group in config.groups or []]))
+    key = (config.loss_weighting,) + tuple(
+        (group["name"], group["type"], len(group["labels"]), group["weight"], group["loss_scale"],
+         tuple(group.get("class_weight") or group.get("pos_weight") or ()))
+        for group in config.groups or []
+    )  # fmt: skip
     if key not in _LAYOUTS:
         if len(_LAYOUTS) >= 16:
             _LAYOUTS.clear()
@@ -105,10 +108,8 @@ def multi_group_loss(
     layout = group_layout(config)
     tensors = layout.on(logits.device, logits.dtype)
     labels = labels.to(device=logits.device, dtype=logits.dtype)
-    missing = torch.isnan(labels)
-    any_missing = bool(missing.any())  # one check per batch: without missing labels, no per-group masking
-    if any_missing:
-        labels = labels.masked_fill(missing, 0.0)
+    missing = torch.isnan(labels)  # no `if missing.any()`: it would wait for the accelerator at every step
+    labels = labels.masked_fill(missing, 0.0)
     scores, targets, valid = by_group(logits, tensors), by_group(labels, tensors), tensors["valid"]
     targets = targets * valid  # padding slots repeat a real column: their targets are 0
     weight, kind = tensors["slot_weight"], tensors["kind"].unsqueeze(-1)
@@ -122,19 +123,15 @@ def multi_group_loss(
             (scores - targets) ** 2,
         ),
     )
-    row_losses = (per_slot * valid).sum(-1) / tensors["denominator"]  # (rows, groups)
-    if any_missing:
-        present = ~by_group(missing, tensors).any(-1)
-        row_losses = torch.where(present, row_losses, 0.0)
-        counts = present.sum(0).to(logits.dtype)
-    else:
-        counts = torch.full_like(tensors["weight"], len(logits))
+    present = ~by_group(missing, tensors).any(-1)  # (rows, groups)
+    row_losses = torch.where(present, (per_slot * valid).sum(-1) / tensors["denominator"], 0.0)
+    counts = present.sum(0).to(logits.dtype)
     losses = row_losses.sum(0) / counts.clamp(min=1)
     terms = losses / tensors["scale"] if layout.divide else losses
     if log_vars is not None:  # learned uncertainty weighting (Kendall et al., 2018)
         terms = torch.exp(-log_vars) * terms + log_vars
     terms = tensors["weight"] * terms
-    total = (torch.where(counts > 0, terms, 0.0) if any_missing else terms).sum()  # an absent group adds 0
+    total = torch.where(counts > 0, terms, 0.0).sum()  # a group absent from the batch adds 0
     group_losses = dict(zip(layout.names, losses.unbind()))
     if not torch.isfinite(total):
         bad = [layout.names[i] for i in torch.nonzero(~torch.isfinite(losses)).flatten().tolist()]
