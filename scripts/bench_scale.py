@@ -138,9 +138,9 @@ def train_steps(sizes, texts: list[str], repeats: int, device: str = "cpu", rand
         value["ratio"] = value[f"ratio_{value['default']}"]
         results[str(count)] = value
         print(f"train step, {count} groups ({columns[count]} columns): default ({value['default']}) ratio "
-              f"{value['ratio']:.3f}; per-group dense {1000 * value['per_group_dense_s']:.3g} ms, shared dense "
-              f"{1000 * value['shared_dense_s']:.3g} ms, BertForSequenceClassification "
-              f"{1000 * value['sequence_s']:.3g} ms", flush=True)  # fmt: skip
+              f"{value['ratio']:.3f}; per-group dense {milliseconds(value['per_group_dense_s'])} ms, shared dense "
+              f"{milliseconds(value['shared_dense_s'])} ms, BertForSequenceClassification "
+              f"{milliseconds(value['sequence_s'])} ms", flush=True)  # fmt: skip
     return results
 
 
@@ -205,6 +205,10 @@ def profile(count: int, kind: str, texts: list[str], rows: int = 25) -> None:
     print(table)
 
 
+def milliseconds(seconds: float) -> str:
+    return f"{1000 * seconds:.0f}" if seconds >= 0.1 else f"{1000 * seconds:.1f}"
+
+
 def markdown(results: dict) -> str:
     m, train, decode = results["machine"], results["train_step"], results.get("decode", {})
     lines = [
@@ -230,9 +234,9 @@ def markdown(results: dict) -> str:
             low, high = value[f"ratio_{kind}_quartiles"]
             return f"{value[f'ratio_{kind}']:.3f} [{low:.2f}-{high:.2f}]"
 
-        lines.append(f"| {count} | {value['columns']} | {1000 * value['sequence_s']:.3g} | **{value['ratio']:.3f}** "
-                     f"({default}) | {1000 * value['per_group_dense_s']:.3g} | {ratio('per_group_dense')} | "
-                     f"{1000 * value['shared_dense_s']:.3g} | {ratio('shared_dense')} | {share} |")  # fmt: skip
+        lines.append(f"| {count} | {value['columns']} | {milliseconds(value['sequence_s'])} | **{value['ratio']:.3f}** "
+                     f"({default}) | {milliseconds(value['per_group_dense_s'])} | {ratio('per_group_dense')} | "
+                     f"{milliseconds(value['shared_dense_s'])} | {ratio('shared_dense')} | {share} |")  # fmt: skip
     if decode:
         lines += ["", f"Decode share: `config.decode` of {DECODE_ROWS} rows (building and freeing its output) / the "
                       f"encoder's forward over {DECODE_ROWS} texts in batches of {BATCH} "
