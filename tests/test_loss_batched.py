@@ -441,3 +441,66 @@ def test_a_whole_model_trains_alike_with_the_batched_head():
         for name, parameter in model.named_parameters():
             torch.testing.assert_close(parameter.grad, want[name].grad, rtol=1e-4, atol=1e-6, msg=name)
         torch.testing.assert_close(model.classifier.balancer.norms, balancer.norms)
+
+
+# -- edge cases found in review -----------------------------------------------------------------------------------
+
+
+def test_half_precision_sums_do_not_overflow():
+    """float16 logits: the per-group sums run in float32, as `mse_loss`'s mean does (512 rows of 144 would be inf)."""
+    config = MultiGroupConfig(groups=[{"name": "r", "type": "regression"}], loss_weighting="fixed")
+    logits, labels = torch.full((512, 1), 12.0, dtype=torch.float16), torch.zeros(512, 1)
+    total, parts = multi_group_loss(logits, labels, config)
+    want, _ = reference_multi_group_loss(logits, labels, config)
+    assert total.dtype == parts["r"].dtype == torch.float16 and total == want == 144
+
+
+def test_a_layout_first_made_under_inference_mode_still_trains():
+    config = MultiGroupConfig(groups=[{"name": "a", "type": "multiclass", "labels": ["x", "y", "z"]},
+                                      {"name": "r", "type": "regression"}], loss_weighting="normalized")  # fmt: skip
+    labels = torch.tensor([config.encode_labels({"a": "x", "r": 1.0})] * 2)
+    with torch.inference_mode():
+        multi_group_loss(torch.randn(2, 4), labels, config)
+    logits = torch.randn(2, 4, requires_grad=True)
+    multi_group_loss(logits, labels, config)[0].backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_scores_of_rows_without_the_groups_labels_send_no_gradient_even_when_nan():
+    config = MultiGroupConfig(groups=[{"name": "a", "type": "multiclass", "labels": ["x", "y", "z"]},
+                                      {"name": "r", "type": "regression"}])  # fmt: skip
+    labels = torch.tensor([config.encode_labels({"r": 1.0}), config.encode_labels({"a": "y", "r": 0.0})])
+    logits = torch.zeros(2, 4)
+    logits[0, :3] = float("nan")  # row 0 has no label for `a`
+    logits.requires_grad_()
+    total, _ = multi_group_loss(logits, labels, config)
+    total.backward()
+    finite = logits.detach().nan_to_num()
+    torch.testing.assert_close(total, reference_multi_group_loss(finite, labels, config)[0])
+    assert torch.isfinite(logits.grad).all() and not logits.grad[0, :3].any()
+
+
+def test_logits_of_another_width_are_named():
+    config = MultiGroupConfig(groups=MIXED_GROUPS)
+    labels = torch.zeros(2, config.num_columns)
+    with pytest.raises(ValueError, match=r"`logits` must have the labels' shape \(batch_size, 7\), got \(2, 8\)"):
+        multi_group_loss(torch.zeros(2, config.num_columns + 1), labels, config)
+
+
+def test_per_sample_gradients_through_the_multiplied_head():
+    """torch.func (vmap over grad, as per-sample gradient tools use it) runs through the head's multiplier."""
+    from torch.func import functional_call, grad, vmap
+
+    config = random_config(random.Random(0), loss_weighting="fixed", head_multiplier=30.0, per_group_dense=True)
+    head = MultiGroupHead(config).eval()
+    params = {name: value.detach() for name, value in head.named_parameters()}
+    states = torch.randn(3, 2, HIDDEN)
+
+    def output(p, state):
+        return functional_call(head, p, (state[None], None)).sum()
+
+    per_sample = vmap(grad(output), in_dims=(None, 0))(params, states)
+    for i in range(3):
+        one = grad(output)(params, states[i])
+        for name in params:
+            torch.testing.assert_close(per_sample[name][i], one[name])

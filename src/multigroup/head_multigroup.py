@@ -25,6 +25,7 @@ class GroupLayout:
     loss's denominator; per slot its class or positive weight (1 elsewhere). `positions` picks the real slots of
     the flattened (groups * width) layout, in column order."""
 
+    @torch.inference_mode(False)  # normal tensors even when first made under inference mode: training saves them
     def __init__(self, config: MultiGroupConfig):
         # On the CPU even where models are built on the meta device; floats as float64 until `on` casts them.
         tensor = functools.partial(torch.tensor, device="cpu")
@@ -54,6 +55,7 @@ class GroupLayout:
         self.divide = config.loss_weighting != "fixed"
         self._on = {}
 
+    @torch.inference_mode(False)
     def on(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         """The tensors on `device`, floating ones as `dtype` (made once per device and dtype)."""
         if (device, dtype) not in self._on:
@@ -76,11 +78,13 @@ def group_layout(config: MultiGroupConfig) -> GroupLayout:
          tuple(group.get("class_weight") or group.get("pos_weight") or ()))
         for group in config.groups or []
     )  # fmt: skip
-    if key not in _LAYOUTS:
-        if len(_LAYOUTS) >= 16:
+    layout = _LAYOUTS.get(key)
+    if layout is None:  # kept in a local: another thread may clear the cache meanwhile
+        layout = GroupLayout(config)
+        if len(_LAYOUTS) >= 64:
             _LAYOUTS.clear()
-        _LAYOUTS[key] = GroupLayout(config)
-    return _LAYOUTS[key]
+        _LAYOUTS[key] = layout
+    return layout
 
 
 def by_group(values: torch.Tensor, layout: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -105,12 +109,21 @@ def multi_group_loss(
         )
     if labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"`labels` must be a float tensor (nan marks a missing group), got dtype {labels.dtype}.")
+    if logits.shape != labels.shape:
+        raise ValueError(
+            f"`logits` must have the labels' shape (batch_size, {config.num_columns}), got {tuple(logits.shape)}: was "
+            "the model built for other groups?"
+        )
     layout = group_layout(config)
-    tensors = layout.on(logits.device, logits.dtype)
-    labels = labels.to(device=logits.device, dtype=logits.dtype)
+    compute = torch.promote_types(logits.dtype, torch.float32)  # sums over rows overflow float16
+    tensors = layout.on(logits.device, compute)
+    labels = labels.to(device=logits.device, dtype=compute)
     missing = torch.isnan(labels)  # no `if missing.any()`: it would wait for the accelerator at every step
     labels = labels.masked_fill(missing, 0.0)
-    scores, targets, valid = by_group(logits, tensors), by_group(labels, tensors), tensors["valid"]
+    present = ~by_group(missing, tensors).any(-1)  # (rows, groups)
+    # Scores of rows without the group's labels are left out, as if those rows were not there (no nan comes back).
+    scores = by_group(logits.to(compute), tensors).masked_fill(~present.unsqueeze(-1), 0.0)
+    targets, valid = by_group(labels, tensors), tensors["valid"]
     targets = targets * valid  # padding slots repeat a real column: their targets are 0
     weight, kind = tensors["slot_weight"], tensors["kind"].unsqueeze(-1)
     log_probs = scores.masked_fill(~valid, float("-inf")).log_softmax(-1).masked_fill(~valid, 0.0)
@@ -123,16 +136,15 @@ def multi_group_loss(
             (scores - targets) ** 2,
         ),
     )
-    present = ~by_group(missing, tensors).any(-1)  # (rows, groups)
     row_losses = torch.where(present, (per_slot * valid).sum(-1) / tensors["denominator"], 0.0)
-    counts = present.sum(0).to(logits.dtype)
+    counts = present.sum(0).to(compute)
     losses = row_losses.sum(0) / counts.clamp(min=1)
     terms = losses / tensors["scale"] if layout.divide else losses
     if log_vars is not None:  # learned uncertainty weighting (Kendall et al., 2018)
         terms = torch.exp(-log_vars) * terms + log_vars
     terms = tensors["weight"] * terms
-    total = torch.where(counts > 0, terms, 0.0).sum()  # a group absent from the batch adds 0
-    group_losses = dict(zip(layout.names, losses.unbind()))
+    total = torch.where(counts > 0, terms, 0.0).sum().to(logits.dtype)  # a group absent from the batch adds 0
+    group_losses = dict(zip(layout.names, losses.to(logits.dtype).unbind()))
     if not torch.isfinite(total):
         bad = [layout.names[i] for i in torch.nonzero(~torch.isfinite(losses)).flatten().tolist()]
         where = "the logits themselves are not finite" if not torch.isfinite(logits).all() else "the logits are finite"
@@ -146,9 +158,15 @@ def multi_group_loss(
 class _TimesValue(torch.autograd.Function):
     """`x * multiplier` whose gradient passes through unscaled."""
 
+    generate_vmap_rule = True  # torch.func (vmap, per-sample gradients) too
+
     @staticmethod
-    def forward(ctx, x, multiplier):
+    def forward(x, multiplier):
         return x * multiplier
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
 
     @staticmethod
     def backward(ctx, grad):
@@ -158,10 +176,15 @@ class _TimesValue(torch.autograd.Function):
 class _TimesGradient(torch.autograd.Function):
     """The identity, whose gradient is multiplied by `multiplier`."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, multiplier):
-        ctx.multiplier = multiplier
+    def forward(x, multiplier):
         return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.multiplier = inputs[1]
 
     @staticmethod
     def backward(ctx, grad):
