@@ -149,6 +149,14 @@ def test_bad_requests_get_a_4xx_that_says_why(server, body, status, message):
     assert call(server.port, "/predict", {"inputs": "still serving"})[0] == 200
 
 
+def test_a_body_over_the_limit_is_answered_while_the_client_still_sends(server):
+    """The server reads on past the limit before its 413, so a client still sending gets the answer, never a reset
+    connection (before, about one 2 MB body in 20 got `Connection reset by peer`)."""
+    for _ in range(30):
+        status, answer = call(server.port, "/predict", b"x" * 2_000_000)
+        assert status == 413 and "The request body is over" in answer["error"]
+
+
 def test_unknown_routes_and_methods_are_json_4xx(server):
     status, answer = call(server.port, "/nope")
     assert status == 404 and "POST /predict" in answer["error"]

@@ -168,13 +168,21 @@ def create_app(load: Callable[[], Backend], limits: Limits, on_load_error: Calla
 ROUTES = ["POST /predict", "GET /health", "GET /info", "GET /openapi.json", "GET / (a page to try the model)"]
 
 
+DRAIN_BYTES = 16 * 2**20  # what is read on, and dropped, past the limit
+
+
 async def _body(request: Request, limit: int) -> bytes:
+    """The body, up to `limit` bytes. Past it, the rest is read and dropped (up to `DRAIN_BYTES` more) before the
+    413 answer, so that a client still sending gets the answer rather than a broken connection."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise BadRequest(f"The request body is over {limit:,} bytes; send fewer or shorter texts.", 413)
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > limit + DRAIN_BYTES:
+            break
+    if size > limit:
+        raise BadRequest(f"The request body is over {limit:,} bytes; send fewer or shorter texts.", 413)
     return b"".join(chunks)
 
 
