@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_multigroup import PER_GROUP_DENSE_UP_TO, MultiGroupConfig
-
-GROUP_TYPES = ("multiclass", "multilabel", "regression")
+from .spec_multigroup import GROUP_TYPES
 
 
 class GroupLayout:
@@ -39,7 +38,7 @@ class GroupLayout:
                 )
         widths = [columns.stop - columns.start for columns in slices]
         width = max(widths, default=1)
-        self.names, self.width = [group["name"] for group in groups], width
+        self.names = [group["name"] for group in groups]
         self.index = tensor([[c.start + min(j, w - 1) for j in range(width)] for c, w in zip(slices, widths)])
         self.valid = tensor([[j < w for j in range(width)] for w in widths]).reshape(-1, width)
         self.positions = torch.nonzero(self.valid.flatten()).flatten()
