@@ -21,7 +21,7 @@ def batched_logits(
 
     `read_ahead`: batches tokenized ahead in a background thread while the model runs; by default as the pipeline
     (`READ_AHEAD` on an accelerator, none on CPU, where the forward already keeps the cores busy)."""
-    from .pipeline_multigroup import READ_AHEAD, _read_ahead
+    from .pipeline_multigroup import _read_ahead, batches_ahead
 
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -35,9 +35,7 @@ def batched_logits(
             batch = [texts[i] for i in indices]
             yield indices, tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
-    if read_ahead is None:
-        read_ahead = 0 if device.type == "cpu" else READ_AHEAD
-    batches = _read_ahead(encoded(), read_ahead)
+    batches = _read_ahead(encoded(), batches_ahead(read_ahead, device))
     for indices, batch in tqdm(batches, total=-(-len(texts) // batch_size), disable=not progress, desc="batches"):
         logits[indices] = model(**batch.to(device)).logits.float().cpu().numpy()
     return logits

@@ -50,6 +50,11 @@ def _check_texts(texts: list, start: int = 0) -> list[str]:
     return texts
 
 
+def batches_ahead(chosen: int | None, device) -> int:
+    """How many batches to tokenize ahead: `chosen`, or by default `READ_AHEAD` on an accelerator and none on CPU."""
+    return chosen if chosen is not None else 0 if device.type == "cpu" else READ_AHEAD
+
+
 def _read_ahead(items: Iterator, ahead: int) -> Iterator:
     """The items, in order, computed by a background thread at most `ahead` items before they are asked for (memory
     stays bounded); an exception raised there is raised here at its place in the sequence. `ahead=0`: no thread."""
@@ -258,8 +263,7 @@ class MultiGroupClassificationPipeline(Pipeline):
                     yield inputs
                 start += len(texts)
 
-        ahead = self.read_ahead if self.read_ahead is not None else 0 if self.device.type == "cpu" else READ_AHEAD
-        items = _read_ahead(encoded(), ahead)
+        items = _read_ahead(encoded(), batches_ahead(self.read_ahead, self.device))
         for order, count in items:
             rows = []
             for _ in range(count):
