@@ -407,6 +407,31 @@ def test_a_missing_model_folder_is_one_line_that_names_it(command, tmp_path, mon
     assert "Pass the folder a model was saved to" in error
 
 
+def test_a_typo_in_a_local_path_is_answered_at_once_with_the_folder_meant(tmp_path, monkeypatch, capsys):
+    """`out/laptop` where `out/laptops` exists: a path, so the Hub is never tried (it retried for about 25 s)."""
+    from multigroup.auto import AutoModelForMultiGroupClassification
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was looked for")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(AutoModelForMultiGroupClassification, "from_pretrained", never)
+    (tmp_path / "out" / "laptops").mkdir(parents=True)
+    data = write_jsonl(tmp_path / "data.jsonl", ROWS)
+    assert main(["predict", "--model", "out/laptop", "--file", data, "--output", "p.jsonl"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--model out/laptop: no folder out/laptop exists (did you mean out/laptops?)." in error
+
+
+def test_a_plain_encoder_given_to_evaluate_gets_command_line_advice(encoder_dir, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "data.jsonl", ROWS)
+    args = ["evaluate", "--model", str(encoder_dir), "--file", data, "--output-dir", str(tmp_path / "e")]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"--model {encoder_dir} is a plain encoder with no label groups" in error
+    assert f"multigroup train --model {encoder_dir}" in error and "from_pretrained" not in error
+
+
 def test_train_with_a_hub_id_out_of_reach_is_one_line_that_says_how_to_fix_it(tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants
 

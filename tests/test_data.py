@@ -45,6 +45,31 @@ def test_load_jsonl_csv_and_parquet(tmp_path):
     assert load_table(tmp_path / "a.parquet")["stars"] == [2.0, 4.5, None]
 
 
+def test_csv_list_cells_become_label_lists(tmp_path):
+    """A multilabel group in CSV: a JSON list per cell, or pandas' `to_csv` of a list column; `[]` is no labels and
+    an empty cell a missing group, as in JSONL."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "causes": [["wait"], ["staff", "wait"], []]})
+    frame.to_csv(tmp_path / "pandas.csv", index=False)  # writes ['wait'] (Python's repr)
+    (tmp_path / "json.csv").write_text('text,causes\na,"[""wait""]"\nb,"[""staff"", ""wait""]"\nc,[]\nd,\n')
+    assert load_table(tmp_path / "pandas.csv")["causes"] == [["wait"], ["staff", "wait"], []]
+    table = load_table(tmp_path / "json.csv")
+    assert table["causes"] == [["wait"], ["staff", "wait"], [], None]
+    assert infer_groups(table, multilabel="causes", source=tmp_path / "json.csv")[0]["labels"] == ["staff", "wait"]
+
+
+def test_a_csv_list_cell_that_does_not_parse_names_its_line_and_the_format(tmp_path):
+    (tmp_path / "bad.csv").write_text('text,causes\na,"[""wait""]"\nb,[wait\n')
+    assert load_table(tmp_path / "bad.csv")["causes"] == ['["wait"]', "[wait"]  # not every cell a list: text
+    (tmp_path / "bad.csv").write_text('text,causes\na,"[""wait""]"\nb,[wait]\n')
+    with pytest.raises(ValueError, match=r"bad.csv, line 3, column `causes`: '\[wait\]' is not a list of label str"):
+        load_table(tmp_path / "bad.csv")
+    (tmp_path / "pipes.csv").write_text("text,causes\na,wait|staff\n")
+    with pytest.raises(TypeError, match=r"line 2, column `causes`: expected a list .* In a CSV file, write a JSON"):
+        infer_groups(load_table(tmp_path / "pipes.csv"), multilabel="causes", source=tmp_path / "pipes.csv")
+
+
 @pytest.mark.parametrize(
     "content, match",
     [
@@ -76,6 +101,8 @@ def test_infer_groups_is_deterministic_and_typed():
         {"name": "causes", "type": "multilabel", "labels": ["staff", "wait"]},
         {"name": "stars", "type": "regression"},
     ]
+    # one name or a list, alike (a string is never read as its letters)
+    assert infer_groups(Dataset.from_list(ROWS), multiclass="score", multilabel="causes", regression="stars") == groups
     with pytest.raises(ValueError, match=r"Missing column\(s\) \['topic'\]"):
         infer_groups(Dataset.from_list(ROWS), multilabel=["topic"])
     with pytest.raises(TypeError, match=r"Row 1 \(1-based\), column `text`: expected a list of label strings"):

@@ -39,6 +39,7 @@ QUERY = [  # parameters from the query string, as the toolkit converts them
     ({"inputs": "i love it", "parameters": {"groups": "score,stars", "top_k": 3}},
      {"groups": ["score", "stars"], "top_k": 3}),
     ({"inputs": "i love it", "parameters": {"threshold": "0.6", "top_k": "all"}}, {"threshold": 0.6, "top_k": None}),
+    ({"inputs": "i love it", "parameters": {"top_k": "2"}}, {"top_k": 2}),  # `multigroup serve` passes strings on
 ]  # fmt: skip
 BAD = [
     ({"text": "hello"}, 'must be a JSON object with "inputs"'),
@@ -53,6 +54,7 @@ BAD = [
     ({"inputs": "x", "parameters": {"threshold": 1.5}}, "must be a probability strictly between 0 and 1, got 1.5"),
     ({"inputs": "x", "parameters": {"threshold": "high"}},
      "`threshold` must be a probability such as 0.4, got 'high'"),
+    ({"inputs": "x", "parameters": {"top_k": "banana"}}, "`top_k` must be a whole number of labels or `all`"),
 ]  # fmt: skip
 
 

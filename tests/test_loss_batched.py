@@ -492,9 +492,9 @@ def test_per_sample_gradients_through_the_multiplied_head():
     from torch.func import functional_call, grad, vmap
 
     config = random_config(random.Random(0), loss_weighting="fixed", head_multiplier=30.0, per_group_dense=True)
-    head = MultiGroupHead(config).eval()
+    head = MultiGroupHead(config).double().eval()  # float64: vmap's and the loop's sums round alike to 1e-7
     params = {name: value.detach() for name, value in head.named_parameters()}
-    states = torch.randn(3, 2, HIDDEN)
+    states = torch.randn(3, 2, HIDDEN, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
     def output(p, state):
         return functional_call(head, p, (state[None], None)).sum()

@@ -107,6 +107,8 @@ GOOD = [
     {"inputs": "i love it", "parameters": {"groups": ["topics"], "threshold": {"topics": 0.6}, "top_k": None}},
     {"inputs": ["cheap", "ok"], "parameters": {"groups": "score,stars", "threshold": "0.3"}},  # query-string style
     {"inputs": []},
+    {"inputs": ""},  # an empty text is a text: one prediction, as `clf("")` gives
+    {"inputs": ["", "   "]},
 ]
 
 
@@ -147,6 +149,29 @@ def test_bad_requests_get_a_4xx_that_says_why(server, body, status, message):
     assert (got, list(answer)) == (status, ["error"])
     assert message in answer["error"]
     assert call(server.port, "/predict", {"inputs": "still serving"})[0] == 200
+
+
+def test_the_query_string_sets_the_parameters(server, reference):
+    """`?groups=a,b&top_k=2` as the Inference Endpoints toolkit reads it; the body's `parameters` win over it."""
+    status, answer = call(server.port, "/predict?groups=topics,score&top_k=2", {"inputs": "i love it"})
+    assert status == 200
+    assert_same(answer, reference("i love it", groups=["topics", "score"], top_k=2))
+    status, answer = call(server.port, "/predict?top_k=all", {"inputs": "i love it", "parameters": {"top_k": 1}})
+    assert status == 200
+    assert_same(answer, reference("i love it", top_k=1))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("groups=nonexistent", "Unknown group 'nonexistent'"),
+        ("top_k=banana", "`top_k` must be a whole number of labels or `all`, got 'banana'"),
+        ("topk=2", "Unknown parameter(s) ['topk']"),
+    ],
+)
+def test_a_bad_query_string_gets_a_400_that_says_why(server, query, message):
+    status, answer = call(server.port, f"/predict?{query}", {"inputs": "i love it"})
+    assert status == 400 and message in answer["error"]
 
 
 def test_a_body_over_the_limit_is_answered_while_the_client_still_sends(server):

@@ -125,11 +125,59 @@ def load_table(path: str | Path, cache_dir: str | Path | None = None) -> Dataset
             for _ in iter_csv(path):
                 pass
             raise ValueError(f"{path}: unreadable CSV ({error.__cause__ or error}).") from None
+        dataset = _csv_lists(dataset, path)
     else:
         dataset = Dataset.from_parquet(str(path), cache_dir=cache_dir)
     if len(dataset) == 0:
         raise ValueError(f"{path} is empty: it holds no records.")
     return dataset
+
+
+CSV_LISTS = "a JSON list in the cell, `[\"wait\", \"staff\"]` (pandas' `to_csv` writes `['wait', 'staff']`, read too)"
+
+
+def _csv_lists(dataset: Dataset, path: Path) -> Dataset:
+    """A CSV cell holds text only: a column whose every non-empty cell is written as a list (`CSV_LISTS`; `[]` for
+    no labels, an empty cell for a missing group) becomes a list column, as a JSONL file would give it."""
+    lists = []
+    for name in dataset.column_names:
+        column = dataset.data.column(name)
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if not text or column.null_count == len(column):
+            continue
+        cells = pc.utf8_trim_whitespace(column)
+        if pc.all(pc.and_(pc.starts_with(cells, "["), pc.ends_with(cells, "]"))).as_py():  # nulls are skipped
+            lists.append(name)
+    if not lists:
+        return dataset
+
+    def parse(batch: dict, indices: list[int]) -> dict:
+        return {name: [_csv_list(cell, path, i, name) for cell, i in zip(batch[name], indices)] for name in lists}
+
+    from datasets import Sequence, Value
+
+    features = dataset.features.copy()
+    features.update({name: Sequence(Value("string")) for name in lists})
+    return dataset.map(parse, batched=True, with_indices=True, features=features, desc=None)
+
+
+def _csv_list(cell: str | None, path: Path, index: int, column: str) -> list[str] | None:
+    import ast
+
+    if cell is None:
+        return None
+    try:
+        value = json.loads(cell)
+    except json.JSONDecodeError:
+        try:
+            value = ast.literal_eval(cell.strip())
+        except (ValueError, SyntaxError):
+            value = None
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise ValueError(
+            f"{locate(index, path)}, column `{column}`: {cell!r} is not a list of label strings; write {CSV_LISTS}."
+        )
+    return value
 
 
 _JSON_CHUNK_BYTES = 10 << 20  # a JSONL file is parsed this many bytes at a time (datasets' default)
@@ -303,18 +351,20 @@ _BATCH_ROWS = 100_000  # rows of a column read at a time by infer_groups and lab
 
 def infer_groups(
     dataset: Dataset,
-    multiclass: Iterable[str] = (),
-    multilabel: Iterable[str] = (),
-    regression: Iterable[str] = (),
+    multiclass: str | Iterable[str] = (),
+    multilabel: str | Iterable[str] = (),
+    regression: str | Iterable[str] = (),
     source: str | Path | None = None,
 ) -> list[dict]:
     """Build the group spec from training data: one group per named column, labels sorted as strings.
 
-    The labels are collected on the Arrow table, a batch of rows at a time (`pyarrow.compute.unique`): the
-    columns never become Python lists, so a table larger than memory works.
+    Each of `multiclass`, `multilabel` and `regression` is one column name or a list of them. The labels are
+    collected on the Arrow table, a batch of rows at a time (`pyarrow.compute.unique`): the columns never become
+    Python lists, so a table larger than memory works.
 
     `source`: the file `dataset` was read from with `load_table`, unchanged; errors then name it and the line."""
-    multiclass, multilabel, regression = list(multiclass), list(multilabel), list(regression)
+    multiclass, multilabel, regression = ([names] if isinstance(names, str) else list(names)
+                                          for names in (multiclass, multilabel, regression))  # fmt: skip
     _require_columns(dataset, multiclass + multilabel + regression, source)
     groups = []
     for name in multiclass + multilabel:
@@ -340,7 +390,12 @@ def _labels_in(dataset: Dataset, name: str, multiclass: bool, source: str | Path
             labels = [value] if multiclass else value
             if multiclass != isinstance(value, str) or not all(isinstance(label, str) for label in labels):
                 kind = "a label string" if multiclass else "a list of label strings"
-                raise TypeError(f"{locate(row, source)}, column `{name}`: expected {kind} or null, got {value!r}.")
+                hint = ""
+                if not multiclass and source is not None and Path(source).suffix.lower() == ".csv":
+                    hint = f" In a CSV file, write {CSV_LISTS}; or use JSONL or parquet."
+                raise TypeError(
+                    f"{locate(row, source)}, column `{name}`: expected {kind} or null, got {value!r}.{hint}"
+                )
             found.update(labels)
         return found
 

@@ -27,6 +27,11 @@ def _parameter(name: str, value: Any) -> Any:
         return value
     if name == "top_k" and value.lower() in ("all", "none", "null"):
         return None
+    if name == "top_k":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"`top_k` must be a whole number of labels or `all`, got {value!r}.") from None
     if name == "groups":
         return [group.strip() for group in value.split(",") if group.strip()]
     if name == "threshold":

@@ -22,6 +22,8 @@ def reading_model(name: str, fix: str = SAVED_MODEL):
     path = Path(name)
     if path.is_dir() and not (path / "config.json").is_file():
         raise FileNotFoundError(f"--model {name}: that folder holds no config.json. {fix}.")
+    if not path.exists() and not _spelled_like_hub_id(name):  # a path, not a repo id: no Hub to wait for
+        raise FileNotFoundError(f"--model {name}: no folder {name} exists{_near(path)}. {fix}.")
     try:
         yield
     except OSError as error:
@@ -33,9 +35,20 @@ def reading_model(name: str, fix: str = SAVED_MODEL):
                 raise  # a gated repo, say: the Hub's own message says what to do
             from huggingface_hub import constants
 
-            why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "offline, or no such repo"
+            why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "offline, or no such repo; offline, set "
+            "HF_HUB_OFFLINE=1 to skip the Hub's retries"
             message += f", and it is not a Hub repo this machine has cached or can reach ({why})"
         raise FileNotFoundError(f"{message}. {fix}.") from error
+
+
+def _near(path: Path) -> str:
+    """`" (did you mean out/laptops?)"` for a folder beside `path` with a name close to its name."""
+    import difflib
+
+    parent = path.parent if path.parent.is_dir() else None
+    names = [child.name for child in parent.iterdir() if child.is_dir()] if parent else []
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" (did you mean {parent / close[0]}?)" if close else ""
 
 
 def _spelled_like_hub_id(name: str) -> bool:
@@ -64,7 +77,15 @@ def load_model(model_dir: str):
 
     logging.set_verbosity_error()
     with reading_model(model_dir):
-        model = AutoModelForMultiGroupClassification.from_pretrained(model_dir).eval()
+        try:
+            model = AutoModelForMultiGroupClassification.from_pretrained(model_dir).eval()
+        except ValueError as error:
+            if "no label groups" not in str(error):
+                raise
+            raise ValueError(
+                f"--model {model_dir} is a plain encoder with no label groups, not a multigroup model. Train one on "
+                f"it first (multigroup train --model {model_dir} --output-dir OUT ...), then pass --model OUT."
+            ) from None
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer
 

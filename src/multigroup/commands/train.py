@@ -186,7 +186,7 @@ def run(args, extra: list[str]) -> int:
     pipeline("multi-group-classification", model=model, tokenizer=tokenizer).save_pretrained(output_dir)
     if evaluation is not None:
         record_evaluation(output_dir, evaluation, keep_others=False)
-        print("Scores on held-out data: multigroup evaluate --model OUTPUT_DIR --file TEST_FILE", file=sys.stderr)
+        print(f"Scores on held-out data: multigroup evaluate --model {output_dir} --file TEST_FILE", file=sys.stderr)
     else:
         write_model_card(output_dir)
     checkpoints = output_dir / "checkpoints"

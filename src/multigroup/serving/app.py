@@ -124,13 +124,13 @@ def create_app(load: Callable[[], Backend], limits: Limits, on_load_error: Calla
 
     async def predict(request: Request):
         served = backend()
-        inputs, options = _read(await _body(request, limits.max_body), limits)
+        inputs, options = _read(await _body(request, limits.max_body), limits, dict(request.query_params))
         request.state.texts = 1 if isinstance(inputs, str) else len(inputs)
         try:  # the options fail here, before the texts are queued: decoding zero rows checks them all
             served.config.decode(np.zeros((0, served.config.num_columns)), **options)
         except (ValueError, TypeError) as error:
             raise BadRequest(str(error)) from None
-        if not inputs:
+        if inputs == []:  # an empty list; an empty text is a text, answered like any other
             return JSONResponse([])
         rows = await batcher.submit([inputs] if isinstance(inputs, str) else inputs, **options)
         return JSONResponse(rows[0] if isinstance(inputs, str) else rows)
@@ -186,12 +186,16 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _read(body: bytes, limits: Limits) -> tuple[str | list[str], dict]:
-    """The texts and options of a request body, or a BadRequest that says what is wrong and how to fix it."""
+def _read(body: bytes, limits: Limits, query: dict | None = None) -> tuple[str | list[str], dict]:
+    """The texts and options of a request body and its query string (`?groups=a,b&top_k=2`, read as the Inference
+    Endpoints toolkit reads them; the body's `parameters` win), or a BadRequest that says what is wrong and how to
+    fix it."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadRequest(f"The request body is not valid JSON ({error}); send for example {EXAMPLE}.") from None
+    if query and isinstance(data, dict) and isinstance(data.get("parameters") or {}, dict):
+        data = {**data, "parameters": {**query, **(data.get("parameters") or {})}}
     try:
         inputs, options = read_request(data)
     except ValueError as error:
