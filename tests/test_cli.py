@@ -79,6 +79,39 @@ def test_train_saves_a_complete_model_with_metrics_and_card(trained):
     assert list(clf("i love it")) == ["score", "topics"]
 
 
+def test_train_records_how_the_model_was_trained(trained, capsys):
+    """metrics.json and the card keep the settings (the flags given, multigroup's defaults for the rest), the
+    files and the encoder; the card names its data by a plain name, and its usage loads no local folder name."""
+    work, output = trained
+    training = json.loads((output / "metrics.json").read_text())["training"]
+    assert training["learning_rate"] == 1e-3 and training["num_train_epochs"] == 6.0  # given on the command line
+    assert training["warmup_steps"] == 0.06 and training["from_defaults"] == ["warmup_steps"]  # multigroup's
+    assert training["train_batch_size"] == 4 and training["seed"] == 42 and training["head_learning_rate"] == 0.03
+    assert training["train_file"] == training["validation_file"] == f"{work.name}/train.jsonl"
+    assert training["encoder"].endswith("encoder0") and not training["encoder"].startswith("/")
+    assert training["thresholds"] == "shrunk" and training["multigroup"]
+    card = (output / "README.md").read_text()
+    assert "## Training" in card and "| warmup_steps | `0.06` (multigroup default) |" in card
+    assert "| learning_rate | `0.001` |" in card
+    assert f'      name: "{work.name}"' in card and f'      type: "{work.name}"' in card  # not a path
+    assert 'model="path/to/this/folder"' in card and f'model="{output.name}"' not in card
+
+
+def test_train_prints_the_settings_it_uses_at_the_start(encoder_dir, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    args = ["train", "--train-file", data, "--multiclass", "score", "--model", str(encoder_dir), "--output-dir",
+            str(tmp_path / "m"), "--max_steps", "1", "--disable_tqdm", "true"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert (
+        "Training with learning_rate 0.0001 (default), warmup_steps 0.06 (default), train_sampling_strategy "
+        "group_by_length (default), num_train_epochs 3.0, train_batch_size 8, seed 42; head rate 0.003." in err
+    )
+    training = json.loads((tmp_path / "m" / "metrics.json").read_text())["training"]
+    assert training["from_defaults"] == ["learning_rate", "train_sampling_strategy", "warmup_steps"]
+    assert training["validation_file"] is None and training["thresholds"] is None
+
+
 def test_evaluate_writes_metrics_and_plots(trained, capsys):
     work, output = trained
     code = main(
@@ -256,7 +289,8 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
 
 
 def test_train_names_the_flag_only_where_it_applies(encoder_dir, tmp_path, capsys):
-    """--ignore-unknown-labels drops unknown validation labels; a training label outside --groups stays an error."""
+    """Unknown validation labels are misses unless --unknown-labels error; a training label outside --groups stays
+    an error."""
     spec = tmp_path / "groups.json"
     spec.write_text(json.dumps([{"name": "score", "type": "multiclass", "labels": ["bad", "good"]}]))
     train = write_jsonl(tmp_path / "train.jsonl", [row for row in ROWS if row["score"] != "ok"])
@@ -264,10 +298,11 @@ def test_train_names_the_flag_only_where_it_applies(encoder_dir, tmp_path, capsy
     assert main([*args, "--train-file", write_jsonl(tmp_path / "all.jsonl", ROWS)]) == 2
     error = capsys.readouterr().err
     assert "unknown label 'ok'" in error and "To drop labels" not in error
-    assert main([*args, "--train-file", train, "--validation-file", str(tmp_path / "all.jsonl")]) == 2
+    validating = [*args, "--train-file", train, "--validation-file", str(tmp_path / "all.jsonl")]
+    assert main([*validating, "--unknown-labels", "error"]) == 2
     error = capsys.readouterr().err
     assert f"{tmp_path / 'all.jsonl'}, line 4: Group `score`: unknown label 'ok'" in error  # the validation file
-    assert "pass --ignore-unknown-labels." in error
+    assert "pass --unknown-labels miss." in error
 
 
 def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, capsys):
@@ -277,11 +312,14 @@ def test_evaluate_scores_labels_the_model_lacks_as_misses(trained, tmp_path, cap
     rows = [dict(row, topics=row["topics"] + ["music"]) if i < 3 else row for i, row in enumerate(ROWS)]
     source = write_jsonl(tmp_path / "test.jsonl", rows)
     args = ["evaluate", "--model", str(output), "--file", source, "--output-dir", str(tmp_path / "e"), "--no-plots"]
-    assert main(args) == 2
+    assert main([*args, "--unknown-labels", "error"]) == 2
     error = capsys.readouterr().err
-    assert "unknown label(s) ['music']" in error and "pass --ignore-unknown-labels." in error
-    assert main([*args, "--ignore-unknown-labels"]) == 0
+    assert "unknown label(s) ['music']" in error and "pass --unknown-labels miss." in error
+    assert main(args) == 0  # the default, as SemEval's scorer counts them
     assert "topics: 3 gold label(s) in" in capsys.readouterr().out
+    recorded = json.loads((tmp_path / "e" / "metrics.json").read_text())["unknown_labels"]
+    assert recorded == {"rule": "miss", "scored_as_misses": {"topics": 3}}
+    assert main([*args, "--ignore-unknown-labels"]) == 0  # 0.3's spelling still works
     counted = json.loads((tmp_path / "e" / "metrics.json").read_text())["metrics"]["topics_f1_micro"]
     source = write_jsonl(tmp_path / "test.jsonl", ROWS)
     assert main(args) == 0
@@ -299,11 +337,12 @@ def test_evaluate_errors_name_the_file_and_the_line_an_editor_shows(trained, tmp
     rows = [dict(row, topics=["music"]) if row["id"] == "c" else row for row in ROWS]
     source = tmp_path / "test.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" + ("\n" if i == 0 else "") for i, row in enumerate(rows)))
-    args = ["evaluate", "--model", str(output), "--output-dir", str(tmp_path / "e"), "--no-plots", "--file"]
+    args = ["evaluate", "--model", str(output), "--output-dir", str(tmp_path / "e"), "--no-plots"]
+    args += ["--unknown-labels", "error", "--file"]
     assert main([*args, str(source)]) == 2  # record 3 is on line 4: a blank line follows the first
     assert _last_error_line(capsys) == (
         f"multigroup evaluate: error: {source}, line 4: Group `topics`: unknown label(s) ['music']; known labels are "
-        "['food', 'price', 'service']. To drop labels the model does not know, pass --ignore-unknown-labels."
+        "['food', 'price', 'service']. To drop labels the model does not know, pass --unknown-labels miss."
     )
     source = tmp_path / "test.csv"
     source.write_text('text,score\n"the food\nwas great",good\n\nbad,awful\n')

@@ -19,10 +19,8 @@ tests that the import stays light and that a first use registers.
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
+from .configuration_multigroup import HUB_KWARGS, OWN_FIELDS, MultiGroupConfig
 from .modeling_multigroup import model_class
-
-_CONFIG_KWARGS = ("groups", "encoder_type", "loss_weighting", "pooling", "head_multiplier", "per_group_dense")
 
 
 class AutoModelForMultiGroupClassification:
@@ -61,7 +59,7 @@ class AutoModelForMultiGroupClassification:
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         config = kwargs.pop("config", None)
         if config is None:
-            config_kwargs = {key: kwargs.pop(key) for key in _CONFIG_KWARGS if key in kwargs}
+            config_kwargs = {key: kwargs.pop(key) for key in OWN_FIELDS if key in kwargs}
             hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
             config = MultiGroupConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **config_kwargs)
         config.require_groups()

@@ -458,6 +458,9 @@ def prepare_dataset(
     `source`: the file `dataset` was read from with `load_table`, unchanged; errors then say `FILE, line N` as an
     editor numbers lines (`FILE, row N` for parquet). Without it they say `Row N (1-based)`: `dataset[N - 1]`.
 
+    For a new head (`config.fit_priors`), the labels also set each group's `prior` (`fit_label_priors`): pass the
+    training data first.
+
     On a table read with `load_table` the result is an Arrow file beside the table's, in the cache, written a batch
     at a time: the same file, tokenizer and groups are tokenized once, and a later run reads it back.
     """
@@ -482,4 +485,9 @@ def prepare_dataset(
                 raise type(error)(f"{locate(row, source)}: {error}{hint}") from None
         return {**encoded, "labels": labels}
 
-    return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
+    prepared = dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
+    if config.fit_priors:  # a new head's first data, its training data: where its logits start
+        from .training import fit_label_priors
+
+        fit_label_priors(config, label_matrix(prepared))
+    return prepared

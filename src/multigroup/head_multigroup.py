@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_multigroup import PER_GROUP_DENSE_UP_TO, MultiGroupConfig
-from .spec_multigroup import GROUP_TYPES
+from .spec_multigroup import GROUP_TYPES, prior_offsets
 
 
 class GroupLayout:
@@ -52,6 +52,8 @@ class GroupLayout:
         self.slot_weight = real([[float(x) for x in w] + [1.0] * (width - len(w)) for w in slot_weights])
         self.slot_weight = self.slot_weight.reshape(-1, width)
         self.divide = config.loss_weighting != "fixed"
+        offsets = prior_offsets(groups)  # where each column's logit starts: its label's prior (None: at 0)
+        self.offset = None if offsets is None else real(offsets)
         self._on = {}
 
     @torch.inference_mode(False)
@@ -74,7 +76,7 @@ def group_layout(config: MultiGroupConfig) -> GroupLayout:
     `loss_scale` in place; a user may change a weight)."""
     key = (config.loss_weighting,) + tuple(
         (group["name"], group["type"], len(group["labels"]), group["weight"], group["loss_scale"],
-         tuple(group.get("class_weight") or group.get("pos_weight") or ()))
+         tuple(group.get("class_weight") or group.get("pos_weight") or ()), tuple(group.get("prior") or ()))
         for group in config.groups or []
     )  # fmt: skip
     layout = _LAYOUTS.get(key)
@@ -265,7 +267,9 @@ class MultiGroupHead(nn.Module):
     """Pooling, then dense + tanh + dropout (a dense layer per group, or one for all), then each group's columns.
 
     The head's parameters are stored divided by `config.head_multiplier` and multiplied back in `forward`: the same
-    function, but any optimizer moves the new head that many times faster than the pretrained encoder.
+    function, but any optimizer moves the new head that many times faster than the pretrained encoder. Groups with
+    a `prior` add its logits (`prior_offsets`, a constant) to their columns, so a new head starts at the training
+    data's label frequencies.
 
     Group i's dense layer is rows `i*hidden:(i+1)*hidden` of `hidden`, its columns its rows of `out`; all groups
     run as one matmul (one batched matmul where each group reads its own features).
@@ -289,11 +293,15 @@ class MultiGroupHead(nn.Module):
         self.hidden = nn.Linear(config.hidden_size, width)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(config.hidden_size, config.num_columns)
-        self.layout = GroupLayout(config)
+        self.config = config  # the model's own: priors set after the head was built reach it through the layout
         if config.loss_weighting == "balanced":
             self.balancer = GradientBalancer([group["weight"] for group in config.groups])
         if config.loss_weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(config.groups)))
+
+    @property
+    def layout(self) -> GroupLayout:
+        return group_layout(self.config)
 
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
         """The features (hidden, batch), or each group's own copy (groups, hidden, batch) -> each group's dense
@@ -307,17 +315,24 @@ class MultiGroupHead(nn.Module):
         weight, bias = weight.unflatten(0, (self.num_groups, -1)), bias.view(self.num_groups, -1, 1)
         return multiplied(lambda f: torch.baddbmm(bias, weight, f), x, self.multiplier)
 
-    def _columns(self, x: torch.Tensor) -> torch.Tensor:
+    def _columns(self, x: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
         """Each group's features (groups, hidden, batch) -> the logits (batch, columns), each group through its own
         rows of `out` (padded to the widest group)."""
-        layout = self.layout.on(x.device, x.dtype)
+        padded, layout = layout.padded, layout.on(x.device, x.dtype)
         index, shape = layout["index"].flatten(), (*layout["index"].shape, -1)
         weight, bias = self.out.weight.index_select(0, index).view(shape), self.out.bias.index_select(0, index)
         logits = multiplied(lambda f: torch.baddbmm(bias.view(shape), weight, f), x, self.multiplier)
         logits = logits.flatten(0, 1).t()  # (batch, groups * width)
-        return logits.index_select(1, layout["positions"]) if self.layout.padded else logits.contiguous()
+        return logits.index_select(1, layout["positions"]) if padded else logits.contiguous()
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        layout = self.layout
+        logits = self._logits(hidden_states, attention_mask, layout)
+        if layout.offset is None:  # no priors (models saved before them): the logits as they were, bit for bit
+            return logits
+        return logits + layout.on(logits.device, logits.dtype)["offset"]
+
+    def _logits(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, layout) -> torch.Tensor:
         if self.pooling == "mean":
             mask = (
                 torch.ones(hidden_states.shape[:2], device=hidden_states.device)
@@ -333,8 +348,8 @@ class MultiGroupHead(nn.Module):
         balancing = balancer is not None and balancer.training and torch.is_grad_enabled()
         if self.per_group_dense:  # each group's gradient into the pooled features kept apart when balancing
             x = self._dense(balancer.expand(x.t()) if balancing and x.requires_grad else x.t())
-            return self._columns(self.dropout(torch.tanh(x)))
+            return self._columns(self.dropout(torch.tanh(x)), layout)
         x = self.dropout(torch.tanh(multiplied(self.hidden, x, self.multiplier)))
         if balancing and x.requires_grad:
-            return self._columns(balancer.expand(x.t()))
+            return self._columns(balancer.expand(x.t()), layout)
         return multiplied(self.out, x, self.multiplier)

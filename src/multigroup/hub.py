@@ -42,6 +42,8 @@ def read_evaluations(model_dir: str | Path) -> list[dict]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if "evaluations" in data:
         return data["evaluations"]
+    if "metrics" not in data:  # the training record alone
+        return []
     # multigroup 0.1.0 wrote the validation scores of `train`, with thresholds tuned on that same file
     file = data.get("file") or "validation data"
     return [{"file": file, "split": split_name(file), "used_for": ["thresholds"], "metrics": data["metrics"]}]
@@ -60,10 +62,33 @@ def record_evaluation(model_dir: str | Path, evaluation: dict, keep_others: bool
     evaluations = sorted([evaluation, *others], key=lambda e: bool(e.get("used_for")))  # held-out first
     lead = evaluations[0]
     data = {"file": lead["file"], "split": lead["split"], "metrics": lead["metrics"], "evaluations": evaluations}
+    _write_metrics(model_dir, data)
+    return evaluations
+
+
+def read_training(model_dir: str | Path) -> dict | None:
+    """How the model was trained, as `multigroup train` recorded it in `metrics.json` (None if it did not)."""
     path = Path(model_dir) / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("training") if path.is_file() else None
+
+
+def record_training(model_dir: str | Path, training: dict) -> None:
+    """Start a trained model's `metrics.json` with how it was trained (`{"encoder", "train_file",
+    "learning_rate", ...}`; later evaluations keep it), and rewrite the card, which shows it."""
+    training = {**training, **{key: shown_path(training[key]) for key in FILE_KEYS if training.get(key)}}
+    _write_metrics(model_dir, {}, training)
+
+
+FILE_KEYS = ("train_file", "validation_file", "encoder")  # paths on this machine, shown as `shown_path` names them
+
+
+def _write_metrics(model_dir: str | Path, data: dict, training: dict | None = None) -> None:
+    """Write `metrics.json` (the training record kept unless a new one is given), then the card."""
+    path = Path(model_dir) / "metrics.json"
+    training = training or read_training(model_dir)
+    data = {**data, "training": training} if training else data
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_model_card(model_dir)
-    return evaluations
 
 
 def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
@@ -71,7 +96,8 @@ def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
     model_dir = Path(model_dir)
     config = MultiGroupConfig.from_pretrained(model_dir)
     path = model_dir / "README.md"
-    path.write_text(model_card(config, repo_id or model_dir.name, read_evaluations(model_dir)), encoding="utf-8")
+    card = model_card(config, repo_id, read_evaluations(model_dir), read_training(model_dir))
+    path.write_text(card, encoding="utf-8")
     return path
 
 

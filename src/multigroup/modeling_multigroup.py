@@ -107,6 +107,8 @@ class MultiGroupModelMixin:
 
         loss = group_losses = None
         if labels is not None:
+            if self.training and self.config.fit_priors:  # trained from here on: later data never moves its priors
+                self.config.fit_priors = False
             log_vars = getattr(self.classifier, "log_vars", None)
             loss, group_losses = multi_group_loss(logits, labels, self.config, log_vars)
 

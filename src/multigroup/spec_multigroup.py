@@ -21,6 +21,7 @@ _GROUP_KEYS = {
     "class_weight",
     "pos_weight",
     "loss_scale",
+    "prior",
 }
 
 
@@ -121,4 +122,45 @@ def normalize_group(group: Any, index: int) -> dict:
         if group.get(key) is not None:
             out[key] = group[key]
             _check_positive_list(out, key, len(out["labels"]))
+    if group.get("prior") is not None:
+        out["prior"] = _check_prior(name, kind, group["prior"], max(len(out["labels"]), 1))
     return out
+
+
+def _check_prior(name: str, kind: str, prior: Any, size: int) -> list[float]:
+    """A group's `prior`: each label's frequency in the training data (a probability), or a regression group's
+    mean target; the head starts its logits there (`prior_offsets`)."""
+    what = "the training mean" if kind == "regression" else "one frequency in [0, 1] per label"
+    values = prior if isinstance(prior, (list, tuple)) else [None]
+    ok = len(values) == size and all(is_number(v) and math.isfinite(v) for v in values)
+    if ok and kind != "regression":
+        ok = all(0 <= v <= 1 for v in values)
+    if not ok:
+        raise ValueError(f"Group `{name}`: `prior` must be a list of {size} number(s), {what}, got {prior!r}.")
+    return [float(v) for v in values]
+
+
+PRIOR_CLIP = 1e-3  # a label never (or always) seen starts at logit -6.9 (6.9), not at minus infinity
+
+
+def prior_offsets(groups: list[dict]) -> list[float] | None:
+    """The logits an uninformed model gives, one per column: `log(p / (1 - p))` for a multilabel label of
+    frequency p, `log(p)` centred for a multiclass group, the mean for a regression group; 0 for a group without
+    `prior`; None when no group has one (configs saved before priors existed decode as before)."""
+    if not any(group.get("prior") for group in groups):
+        return None
+    offsets = []
+    for group in groups:
+        prior = group.get("prior")
+        if not prior:
+            offsets += [0.0] * max(len(group["labels"]), 1)
+        elif group["type"] == "regression":
+            offsets += prior
+        else:
+            p = [min(max(v, PRIOR_CLIP), 1 - PRIOR_CLIP) for v in prior]
+            if group["type"] == "multilabel":
+                offsets += [math.log(v / (1 - v)) for v in p]
+            else:
+                logs = [math.log(v) for v in p]
+                offsets += [v - sum(logs) / len(logs) for v in logs]
+    return offsets

@@ -82,6 +82,38 @@ def fit_loss_scales(config: MultiGroupConfig, labels: np.ndarray, apply: bool = 
     return scales
 
 
+def fit_label_priors(config: MultiGroupConfig, labels: np.ndarray, apply: bool = True) -> dict[str, list[float]]:
+    """Each group's `prior` from training label rows: every label's frequency (multiclass and multilabel), or the
+    mean target (regression), over the rows that carry the group. The head starts each column's logit there
+    (`spec_multigroup.prior_offsets`). `prepare_dataset` calls this on the first data it encodes for a new head
+    (`config.fit_priors`); `apply=True` stores the priors and turns `fit_priors` off.
+
+    Examples:
+
+    ```python
+    >>> import numpy as np
+    >>> from multigroup import MultiGroupConfig
+    >>> from multigroup.training import fit_label_priors
+    >>> config = MultiGroupConfig(groups=[{"name": "topics", "type": "multilabel", "labels": ["a", "b"]}])
+    >>> fit_label_priors(config, np.array([[1, 0], [0, 0], [0, 0], [0, 1]], dtype=np.float32))
+    {'topics': [0.25, 0.25]}
+    >>> config.fit_priors
+    False
+
+    ```
+    """
+    priors = {}
+    for group, target in _present(config, labels):
+        if len(target):
+            priors[group["name"]] = [round(float(v), 6) for v in target.mean(0)]
+    if apply:
+        for group in config.groups:
+            if group["name"] in priors:
+                group["prior"] = priors[group["name"]]
+        config.fit_priors = False
+    return priors
+
+
 def fit_class_weights(
     config: MultiGroupConfig, labels: np.ndarray, max_weight: float = 20.0, apply: bool = True
 ) -> dict[str, list[float]]:

@@ -1,5 +1,6 @@
 """What several commands share: loading a saved model with its tokenizer, and a labelled file's logits."""
 
+import argparse
 import json
 import re
 from contextlib import contextmanager
@@ -96,15 +97,32 @@ def add_labelled_file_arguments(parser, file_help: str) -> None:
     parser.add_argument("--file", required=True, help=file_help)
     parser.add_argument("--text-column", default="text", help="the column holding the texts")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    add_unknown_labels_argument(parser, "in --file")
+
+
+def add_unknown_labels_argument(parser, where: str) -> None:
+    """`--unknown-labels miss|error`: what a gold label the model has no column for does (an official test set
+    often holds labels the training file never had)."""
     parser.add_argument(
-        "--ignore-unknown-labels", action="store_true",
-        help="accept labels the model has no column for; they count as misses in micro F1, as SemEval's scorer does",
+        "--unknown-labels", choices=["miss", "error"], default="miss",
+        help=f"a gold label {where} that the model has no column for (one the training file never had): miss "
+        "(default) scores it as a missed label in micro F1, as SemEval's official scorer does, and says how many; "
+        "error stops at the first, naming its line",
     )  # fmt: skip
+    parser.add_argument(  # the 0.3 spelling of `--unknown-labels miss`
+        "--ignore-unknown-labels", dest="unknown_labels", action="store_const", const="miss", help=argparse.SUPPRESS
+    )
+
+
+def report_unknown_labels(missed: dict[str, int], file: str) -> None:
+    for name, count in missed.items():
+        if count:
+            print(f"{name}: {count} gold label(s) in {file} are not among the model's labels: scored as misses.")
 
 
 def labelled_logits(args):
     """The model, its logits and label rows for `args.file`, and per multilabel group the gold labels the model
-    has no column for (dropped with --ignore-unknown-labels, scored as misses); errors name the row or line."""
+    has no column for (with --unknown-labels miss, scored as misses); errors name the row or line."""
 
     from ..data import label_matrix, load_table, prepare_dataset
     from ..inference import batched_logits
@@ -112,12 +130,13 @@ def labelled_logits(args):
 
     model, tokenizer = load_model(args.model)
     table = load_table(args.file)
+    ignore = args.unknown_labels == "miss"
     encoded = prepare_dataset(
-        table, tokenizer, model.config, args.text_column, ignore_unknown_labels=args.ignore_unknown_labels,
-        ignore_option="--ignore-unknown-labels", source=args.file,
+        table, tokenizer, model.config, args.text_column, ignore_unknown_labels=ignore,
+        ignore_option="--unknown-labels miss", source=args.file,
     )  # fmt: skip
     logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
-    missed = unseen_label_counts(model.config, table) if args.ignore_unknown_labels else {}
+    missed = unseen_label_counts(model.config, table) if ignore else {}
     return model, logits, label_matrix(encoded), missed
 
 

@@ -17,20 +17,19 @@ def run(args, extra: list[str]) -> int:
     from .. import plots
     from ..hub import read_evaluations, record_evaluation, same_file, split_name
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
-    from .common import labelled_logits, write_json
+    from .common import labelled_logits, report_unknown_labels, write_json
 
     model, logits, labels, missed = labelled_logits(args)
     config = model.config
     metrics = compute_metrics(config, logits, labels, missed=missed)
-    for name, count in missed.items():
-        if count:
-            print(f"{name}: {count} gold label(s) in {args.file} are not among the model's labels: scored as misses.")
+    report_unknown_labels(missed, args.file)
     report = classification_report(config, logits, labels)
     print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))
 
     # The same file as one the model was tuned on keeps that mark; any other file is held out.
     used_for = next((e["used_for"] for e in read_evaluations(args.model) if same_file(e["file"], args.file)), [])
-    evaluation = {"file": args.file, "split": split_name(args.file), "used_for": used_for, "metrics": metrics}
+    evaluation = {"file": args.file, "split": split_name(args.file), "used_for": used_for, "metrics": metrics,
+                  "unknown_labels": {"rule": args.unknown_labels, "scored_as_misses": missed}}  # fmt: skip
     if used_for:
         print(f"Note: {args.file} also chose the model's {' and '.join(used_for)}; these scores are optimistic.")
     output = Path(args.output_dir)

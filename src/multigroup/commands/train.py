@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_threshold_rule_argument
+from .common import add_threshold_rule_argument, add_unknown_labels_argument
 
 
 def register(parser) -> None:
@@ -56,9 +56,7 @@ def register(parser) -> None:
         "--max-length", type=int, default=None,
         help="longer texts are cut to this many tokens; default: the tokenizer's model_max_length",
     )  # fmt: skip
-    parser.add_argument(
-        "--ignore-unknown-labels", action="store_true", help="drop validation labels unseen in training"
-    )
+    add_unknown_labels_argument(parser, "in --validation-file")
 
 
 def _groups(args, table) -> list[dict]:
@@ -93,32 +91,27 @@ def _has_accelerator() -> bool:
 
 
 def run(args, extra: list[str]) -> int:
+    from importlib.metadata import version
+
     import numpy as np
-    from transformers import (
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        HfArgumentParser,
-        Trainer,
-        TrainingArguments,
-        pipeline,
-    )
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline
 
     from ..auto import AutoModelForMultiGroupClassification
     from ..data import label_matrix, load_table, prepare_dataset
-    from ..hub import record_evaluation, split_name, write_model_card
+    from ..defaults import training_arguments
+    from ..hub import record_evaluation, record_training, split_name
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
     from ..versions_multigroup import is_hub_id
     from .common import ENCODER, apply_threshold_rule, reading_model
 
     output_dir = Path(args.output_dir)
-    defaults = ["--output_dir", str(output_dir / "checkpoints"), "--report_to", "none", "--save_strategy", "no"]
-    defaults += ["--logging_strategy", "epoch"]
+    fixed = {"report_to": "none", "save_strategy": "no", "logging_strategy": "epoch"}
     if args.validation_file:
-        defaults += ["--eval_strategy", "epoch"]
+        fixed["eval_strategy"] = "epoch"
     if not _has_accelerator():  # pinned memory needs one: torch's DataLoader would warn on every CPU run
-        defaults += ["--dataloader_pin_memory", "false"]
-    (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(defaults + extra)
+        fixed["dataloader_pin_memory"] = "false"
+    training_args, settings = training_arguments(extra, str(output_dir / "checkpoints"), **fixed)
 
     with reading_model(args.model, fix=ENCODER):  # a wrong --model fails now, not after reading a large file
         tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -131,7 +124,7 @@ def run(args, extra: list[str]) -> int:
         )
     model.config.base_model = args.model if is_hub_id(args.model) else None  # never a path on this machine
     config = model.config
-    # --ignore-unknown-labels covers the validation file only: a training label outside --groups is an error.
+    # --unknown-labels covers the validation file only: a training label outside --groups is an error.
     train = prepare_dataset(
         train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None, source=args.train_file
     )
@@ -144,11 +137,25 @@ def run(args, extra: list[str]) -> int:
     if args.validation_file:
         validation = prepare_dataset(
             load_table(args.validation_file), tokenizer, config, args.text_column, args.max_length,
-            ignore_unknown_labels=args.ignore_unknown_labels, ignore_option="--ignore-unknown-labels",
+            ignore_unknown_labels=args.unknown_labels == "miss", ignore_option="--unknown-labels miss",
             source=args.validation_file,
         )  # fmt: skip
 
     rule = "fixed" if args.no_tune_thresholds else args.thresholds
+    training = {
+        "encoder": args.model, "train_file": args.train_file, "validation_file": args.validation_file,
+        **settings, "head_learning_rate": args.head_learning_rate or training_args.learning_rate * config.head_multiplier,  # noqa: E501
+        "max_length": args.max_length, "pooling": config.pooling, "loss_weighting": config.loss_weighting,
+        "class_weights": args.class_weights, "thresholds": rule if args.validation_file else None,
+        "multigroup": version("multigroup"),
+    }  # fmt: skip
+    shown = ", ".join(
+        f"{key} {training[key]}" + (" (default)" if key in settings["from_defaults"] else "")
+        for key in ("learning_rate", "warmup_steps", "train_sampling_strategy", "num_train_epochs", "train_batch_size",
+                    "seed")
+    )  # fmt: skip
+    print(f"Training with {shown}; head rate {training['head_learning_rate']:g}. Any TrainingArguments flag "
+          "changes these.", file=sys.stderr)  # fmt: skip
     # Trainer's own optimizer unless the head's rate is set by hand (the model's head_multiplier does the rest).
     optimizer = None
     if args.head_learning_rate is not None:
@@ -184,11 +191,10 @@ def run(args, extra: list[str]) -> int:
         evaluation = {"file": args.validation_file, "split": split, "used_for": used_for, "metrics": metrics}
 
     pipeline("multi-group-classification", model=model, tokenizer=tokenizer).save_pretrained(output_dir)
+    record_training(output_dir, training)
     if evaluation is not None:
         record_evaluation(output_dir, evaluation, keep_others=False)
         print(f"Scores on held-out data: multigroup evaluate --model {output_dir} --file TEST_FILE", file=sys.stderr)
-    else:
-        write_model_card(output_dir)
     checkpoints = output_dir / "checkpoints"
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):  # Trainer's output_dir, unused with save "no"
         checkpoints.rmdir()

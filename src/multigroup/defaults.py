@@ -1,0 +1,62 @@
+"""`multigroup train`'s training settings: the ones the quality benchmark measured best, written once.
+
+`multigroup train` starts from `TRAINING_DEFAULTS`; any `TrainingArguments` flag the user passes wins. The
+benchmark's joint arm is the command itself (`scripts/bench_quality.py`), so the README's table is what a user
+gets. A plain `Trainer` keeps `TrainingArguments`' own defaults; `training_arguments` gives a script these.
+
+Examples:
+
+```python
+>>> from multigroup.defaults import training_arguments
+>>> args, record = training_arguments(["--num_train_epochs", "2"], output_dir="out")
+>>> args.learning_rate, args.warmup_steps, args.train_sampling_strategy, args.num_train_epochs
+(0.0001, 0.06, 'group_by_length', 2.0)
+>>> record["learning_rate"], record["from_defaults"]
+(0.0001, ['learning_rate', 'train_sampling_strategy', 'warmup_steps'])
+
+```
+"""
+
+# Measured on SemEval-2016 restaurants and laptops with MiniLM (scripts/bench_quality.py, README "Quality"):
+# against TrainingArguments' defaults (5e-5, no warm-up, random batches) these gave restaurants `aspects`
+# macro-F1 0.52 instead of 0.48 at 2 epochs, and length-grouped batches train about twice as fast on CPU (less
+# padding). The head moves `head_multiplier` (30) times faster than the encoder's rate.
+TRAINING_DEFAULTS = {
+    "learning_rate": 1e-4,  # small encoders want more than the 5e-5 of base models
+    "warmup_steps": 0.06,  # a fraction of the steps: the fresh head settles before the encoder moves fully
+    "train_sampling_strategy": "group_by_length",
+}
+
+# What the training record keeps (`metrics.json`, the card): how the model was trained, in TrainingArguments' names.
+RECORDED = (
+    "num_train_epochs", "max_steps", "learning_rate", "warmup_steps", "lr_scheduler_type", "weight_decay",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "train_sampling_strategy", "seed",
+)  # fmt: skip
+
+
+def _given(extra: list[str]) -> set[str]:
+    """The TrainingArguments names a command line sets (`--learning_rate 1e-4`, `--learning_rate=1e-4`)."""
+    return {item[2:].split("=", 1)[0].replace("-", "_") for item in extra if item.startswith("--")}
+
+
+def training_arguments(extra: list[str], output_dir: str, **fixed):
+    """`TrainingArguments` from `TRAINING_DEFAULTS`, then `fixed` (the command's own choices, such as where
+    checkpoints go), then the flags in `extra`, which win. Also returns the record of the settings used, with
+    the names that came from `TRAINING_DEFAULTS` under `"from_defaults"`."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    given = _given(extra)
+    settings = {**TRAINING_DEFAULTS, **fixed, "output_dir": output_dir}
+    defaults = []
+    for key, value in settings.items():
+        defaults += [f"--{key}", str(value)]
+    (args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(defaults + list(extra))
+    record = {key: _plain(getattr(args, key)) for key in RECORDED}
+    record["train_batch_size"] = args.train_batch_size * max(args.gradient_accumulation_steps, 1)
+    record["from_defaults"] = sorted(key for key in TRAINING_DEFAULTS if key not in given)
+    return args, record
+
+
+def _plain(value):
+    """A JSON value: enums (`lr_scheduler_type`) by their value."""
+    return getattr(value, "value", value)
