@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def main() -> None:
     # 3. Train with a plain Trainer at its default learning rate: the combined loss is computed in forward.
     dataset = prepare_dataset(table, tokenizer, model.config)
     training_args = TrainingArguments(
-        output_dir=str(Path(args.output_dir) / "checkpoints"),
+        output_dir=tempfile.mkdtemp(prefix="demo-checkpoints-"),  # Trainer wants one; nothing is saved there
         num_train_epochs=args.epochs,
         per_device_train_batch_size=16,
         warmup_steps=5,

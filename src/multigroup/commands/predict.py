@@ -13,7 +13,8 @@ def register(parser) -> None:
     parser.add_argument("--file", required=True, help="JSONL or CSV with a text column")
     parser.add_argument(
         "--output", required=True,
-        help='JSONL written, one line per input line, in input order: {"id": ..., "<group>": ..., ...} with each '
+        help='JSONL written, one line per text, in input order (rows set aside by --on-error skip are left out and '
+        'listed in OUTPUT.skipped.jsonl): {"id": ..., "<group>": ..., ...} with each '
         'group\'s prediction under its name: multiclass {"label", "score"}, multilabel the list of {"label", '
         '"score"} at or above their threshold, best first, regression {"value"}',
     )  # fmt: skip
@@ -140,8 +141,11 @@ def _write(classify, records, path: Path, args, options: dict, partial: Path, sk
                     empty.add(line)
                 yield text
                 continue
-            reason = f"`{args.text_column}` must be a string, got {text!r}" + (
-                f"; columns are {sorted(record)}" if args.text_column not in record else ""
+            reason = (
+                f"`{args.text_column}` must be a string, got {text!r}"
+                if args.text_column in record
+                else f"no `{args.text_column}` key (the keys are {sorted(record)}); name the text's key with "
+                "--text-column"
             )
             if args.on_error == "fail":
                 raise ValueError(

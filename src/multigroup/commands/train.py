@@ -33,7 +33,11 @@ def register(parser) -> None:
     parser.add_argument(
         "--weight", action="append", default=[], metavar="GROUP=W", help="a group's loss weight (repeat); default: 1"
     )
-    parser.add_argument("--model", required=True, help="encoder path or Hub id (BERT, CamemBERT, RoBERTa, XLM-R)")
+    parser.add_argument(
+        "--model", required=True,
+        help="encoder folder or Hub id: any encoder-only family of transformers (BERT, RoBERTa, DeBERTa, ModernBERT, "
+        "ELECTRA, ...), or a saved multigroup model to train on",
+    )  # fmt: skip
     parser.add_argument("--output-dir", required=True, help="where the model, its tokenizer and card are saved")
     parser.add_argument(
         "--loss-weighting", choices=["balanced", "fixed", "normalized", "uncertainty"], default="balanced",
@@ -41,7 +45,10 @@ def register(parser) -> None:
     )  # fmt: skip
     parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
     add_threshold_rule_argument(parser)
-    parser.add_argument("--no-tune-thresholds", action="store_true", help="the same as --thresholds fixed")
+    parser.add_argument(
+        "--no-tune-thresholds", action="store_true",
+        help="keep the groups' own thresholds (0.3 unless --groups sets them); --thresholds fixed sets 0.5",
+    )  # fmt: skip
     parser.add_argument(
         "--pooling", choices=["cls", "mean"], default=None,
         help="how one vector is made of the text's token vectors: cls (the first token's) or mean (their average); "
@@ -103,7 +110,7 @@ def run(args, extra: list[str]) -> int:
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
     from ..versions_multigroup import is_hub_id
-    from .common import ENCODER, apply_threshold_rule, reading_model
+    from .common import ENCODER, apply_threshold_rule, never_predicted, reading_model
 
     output_dir = Path(args.output_dir)
     fixed = {"report_to": "none", "save_strategy": "no", "logging_strategy": "epoch"}
@@ -141,7 +148,7 @@ def run(args, extra: list[str]) -> int:
             source=args.validation_file,
         )  # fmt: skip
 
-    rule = "fixed" if args.no_tune_thresholds else args.thresholds
+    rule = None if args.no_tune_thresholds else args.thresholds
     training = {
         "encoder": args.model, "train_file": args.train_file, "validation_file": args.validation_file,
         **settings, "head_learning_rate": args.head_learning_rate or training_args.learning_rate * config.head_multiplier,  # noqa: E501
@@ -179,10 +186,12 @@ def run(args, extra: list[str]) -> int:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         labels = np.asarray(prediction.label_ids, dtype=np.float32)
         used_for = ["checkpoint"] if training_args.load_best_model_at_end else []
-        if any(g["type"] == "multilabel" for g in config.groups) and rule != "fixed":
+        if any(g["type"] == "multilabel" for g in config.groups) and rule is not None:
             apply_threshold_rule(config, logits, labels, rule, args.validation_file)
             used_for.insert(0, "thresholds")
         metrics = compute_metrics(config, logits, labels)
+        for note in never_predicted(config, logits, labels):
+            print(f"Note: {note}", file=sys.stderr)
         caveat = f" (it also chose the {' and '.join(used_for)}: optimistic)" if used_for else ""
         print(
             f"\nValidation, final model, on {args.validation_file}{caveat}\n" + format_metrics_table(metrics, config)
