@@ -11,6 +11,8 @@ all on MiniLM, the same epochs, batch size (8, TrainingArguments' default and `m
   joint            `multigroup train` itself, run as the command with no tuning flag (its defaults: the product),
                    only the budget (--num_train_epochs, --per_device_train_batch_size) and --seed given
   single           the same command, one model per group
+  distill          the same command with `--teachers` (opt-in): the single arm's models of the same seed and budget
+                   as teachers, annealed to the gold labels over training (BAM!); run the single arm first
   joint_shared_dense  in-process with `multigroup train`'s defaults (`multigroup.defaults`), one dense layer shared
                    by every group (`per_group_dense=False`, as in 0.1.0)
   joint_normalized    the same with the 0.1.0 balancing (`loss_weighting="normalized"` + `fit_loss_scales`)
@@ -37,8 +39,8 @@ from pathlib import Path
 BATCH_SIZE = 8  # TrainingArguments' default, so `multigroup train`'s too (--batch-size changes it)
 MAX_LENGTH = 128
 LORA_LEARNING_RATE = 1e-3  # adapters start at zero and are few: they want a higher rate than the whole encoder
-ARMS = ["plain", "joint", "single", "joint_shared_dense", "joint_normalized", "joint_no_priors", "lora"]
-CLI_ARMS = ("joint", "single")
+ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_normalized", "joint_no_priors", "lora"]
+CLI_ARMS = ("joint", "single", "distill")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -51,7 +53,7 @@ def spec_from_data(rows) -> list[dict]:
     return infer_groups(rows, multiclass=multiclass, multilabel=multilabel)
 
 
-def train_with_the_cli(groups: list[dict], data_dir: Path, epochs: float, seed: int, output: Path) -> float:
+def train_with_the_cli(groups, data_dir: Path, epochs: float, seed: int, output: Path, extra=()) -> float:
     """`multigroup train` as a user types it, in its own process; the training time (from its log) in seconds."""
     import subprocess
     import sys
@@ -64,6 +66,7 @@ def train_with_the_cli(groups: list[dict], data_dir: Path, epochs: float, seed: 
                "--per_device_train_batch_size", str(BATCH_SIZE), "--disable_tqdm", "true"]  # fmt: skip
     for group in groups:
         command += [f"--{group['type']}", group["name"]]
+    command += list(extra)
     run = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"}
     )
@@ -73,13 +76,13 @@ def train_with_the_cli(groups: list[dict], data_dir: Path, epochs: float, seed: 
     return float(runtime[-1]) if runtime else float("nan")
 
 
-def cli_logits(groups: list[dict], data: dict, data_dir: Path, epochs: float, seed: int, folder: Path):
+def cli_logits(groups: list[dict], data: dict, data_dir: Path, epochs: float, seed: int, folder: Path, extra=()):
     from transformers import AutoTokenizer
 
     from multigroup import AutoModelForMultiGroupClassification
     from multigroup.inference import batched_logits
 
-    seconds = train_with_the_cli(groups, data_dir, epochs, seed, folder)
+    seconds = train_with_the_cli(groups, data_dir, epochs, seed, folder, extra)
     model = AutoModelForMultiGroupClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64) for split in ("validation", "test")}
@@ -194,7 +197,14 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
         if train or not path.exists():
             if arm in CLI_ARMS:
                 folder = cache / f"{arm}-e{epochs:g}-s{seed}-{i}"
-                logits, took, saved_groups = cli_logits(model_groups, data, data_dir, epochs, seed, folder)
+                extra = []
+                if arm == "distill":  # the single arm's models as teachers
+                    teachers = [cache / f"single-e{epochs:g}-s{seed}-{j}" for j in range(len(groups))]
+                    missing = [str(t) for t in teachers if not t.is_dir()]
+                    if missing:
+                        raise FileNotFoundError(f"distill needs the single arm's models first: {missing}")
+                    extra = ["--teachers", *map(str, teachers)]
+                logits, took, saved_groups = cli_logits(model_groups, data, data_dir, epochs, seed, folder, extra)
             else:
                 logits, took = train_and_predict(arm, model_groups, data, epochs, seed)
                 saved_groups = model_groups

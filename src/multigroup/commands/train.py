@@ -64,6 +64,12 @@ def register(parser) -> None:
         help="longer texts are cut to this many tokens; default: the tokenizer's model_max_length",
     )  # fmt: skip
     add_unknown_labels_argument(parser, "in --validation-file")
+    parser.add_argument(
+        "--teachers", nargs="+", default=[], metavar="DIR",
+        help="opt-in distillation: saved models (say, multigroup train on each group alone) whose probabilities on "
+        "the training texts are the targets at first, moving to the gold labels over training (teacher annealing, "
+        "BAM!); each group at most one teacher",
+    )  # fmt: skip
 
 
 def _groups(args, table) -> list[dict]:
@@ -106,7 +112,7 @@ def run(args, extra: list[str]) -> int:
     from ..auto import AutoModelForMultiGroupClassification
     from ..data import label_matrix, load_table, prepare_dataset
     from ..defaults import training_arguments
-    from ..hub import record_evaluation, record_training, split_name
+    from ..hub import record_evaluation, record_training, shown_path, split_name
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
     from ..versions_multigroup import is_hub_id
@@ -136,6 +142,14 @@ def run(args, extra: list[str]) -> int:
         train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None, source=args.train_file
     )
     train_labels = label_matrix(train)  # from the Arrow column: no Python list per row
+    collator, callbacks = DataCollatorWithPadding(tokenizer), []
+    if args.teachers:
+        from ..distill import TeacherAnnealing, TeacherMix, teacher_targets, with_teacher_columns
+
+        texts = train_table[args.text_column]
+        train = with_teacher_columns(train, teacher_targets(config, args.teachers, texts))
+        collator = TeacherMix(collator, config.num_columns)
+        callbacks.append(TeacherAnnealing(collator))
     if args.loss_weighting != "fixed":  # under "balanced" the scales only make the logged losses comparable
         fit_loss_scales(config, train_labels)
     if args.class_weights:
@@ -154,7 +168,7 @@ def run(args, extra: list[str]) -> int:
         **settings, "head_learning_rate": args.head_learning_rate or training_args.learning_rate * config.head_multiplier,  # noqa: E501
         "max_length": args.max_length, "pooling": config.pooling, "loss_weighting": config.loss_weighting,
         "class_weights": args.class_weights, "thresholds": rule if args.validation_file else None,
-        "multigroup": version("multigroup"),
+        "teachers": [shown_path(folder) for folder in args.teachers] or None, "multigroup": version("multigroup"),
     }  # fmt: skip
     shown = ", ".join(
         f"{key} {training[key]}" + (" (default)" if key in settings["from_defaults"] else "")
@@ -174,8 +188,9 @@ def run(args, extra: list[str]) -> int:
         train_dataset=train,
         eval_dataset=validation,
         compute_metrics=build_compute_metrics(config) if validation is not None else None,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
         optimizers=(optimizer, None),
+        callbacks=callbacks,
     )
     attach_callbacks(trainer)
     trainer.train()
