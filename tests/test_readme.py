@@ -245,3 +245,37 @@ def test_a_fragment_fails(tmp_path, monkeypatch):
     namespace = {"__name__": "__readme__"}
     run_block(continued, namespace)
     assert namespace["y"] == 1
+
+
+def test_the_one_command_block_trains_and_evaluates_as_shown_with_test_only_labels(tmp_path, monkeypatch, capsys):
+    """The README's `multigroup train` and `multigroup evaluate` lines, as written, on files whose test split holds
+    an aspect the training file never had (as SemEval laptops' does): scored as a miss, and said."""
+    import shlex
+
+    from transformers import CamembertConfig, CamembertModel
+
+    text = README.read_text(encoding="utf-8")
+    block = text.split("### One command", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #")[0].strip() for line in block.replace("\\\n", " ").splitlines()]
+    commands = {line.split()[1]: line for line in lines if line.startswith("multigroup ")}
+    monkeypatch.chdir(tmp_path)
+    encoder = tmp_path / "encoder"
+    config = CamembertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=37, max_position_embeddings=66)  # fmt: skip
+    CamembertModel(config).save_pretrained(encoder)
+    make_tokenizer().save_pretrained(encoder)
+    rows = [{"text": "the food was great", "polarity": "positive", "aspects": ["FOOD#QUALITY"]},
+            {"text": "slow rude staff", "polarity": "negative", "aspects": ["SERVICE#GENERAL"]},
+            {"text": "very expensive", "polarity": "negative", "aspects": ["FOOD#PRICES"]},
+            {"text": "i love it", "polarity": "positive", "aspects": []}]  # fmt: skip
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "validation.jsonl", rows)
+    write_jsonl(tmp_path / "test.jsonl", [*rows, dict(rows[0], aspects=["AMBIENCE#GENERAL"])])
+    for name in ("train", "evaluate"):
+        argv = shlex.split(commands[name].replace('"$ENCODER"', str(encoder)))[1:]
+        assert main(argv) == 0, name
+    out = capsys.readouterr().out
+    assert "aspects: 1 gold label(s) in test.jsonl are not among the model's labels: scored as misses." in out
+    assert json.loads((tmp_path / "out/eval/metrics.json").read_text())["unknown_labels"]["scored_as_misses"] == {
+        "aspects": 1
+    }
