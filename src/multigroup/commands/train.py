@@ -13,6 +13,14 @@ from .common import add_threshold_rule_argument, add_unknown_labels_argument
 
 
 def register(parser) -> None:
+    from ..defaults import TRAINING_DEFAULTS  # no heavy import: --help stays quick
+
+    parser.epilog = (
+        "Training defaults (the quality benchmark's best, MiniLM): "
+        + " ".join(f"--{key} {value}" for key, value in TRAINING_DEFAULTS.items())
+        + "; TrainingArguments' own for the rest (--per_device_train_batch_size 8, --num_train_epochs 3, --seed 42). "
+        "Any TrainingArguments flag given wins; the settings used are printed and saved in metrics.json and the card."
+    )
     parser.add_argument(
         "--train-file", required=True, help="JSONL, CSV or parquet with a text column and group columns"
     )
