@@ -170,17 +170,18 @@ def model_card(
         lines += ["| metric | value |", "|---|---|"]
         metrics = evaluation["metrics"]
         lines += [f"| {cell(k)} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float)]
-    where = quote(repo_id) if repo_id else '"path/to/this/folder"'
+    if repo_id:
+        load = [f'clf = pipeline("multi-group-classification", model={quote(repo_id)}, trust_remote_code=True)']
+    else:  # before `multigroup push` names the repo, a folder
+        load = ['clf = pipeline("multi-group-classification", model="path/to/this/folder", trust_remote_code=True)',
+                '# once pushed (multigroup push --model FOLDER --repo-id you/name), model="you/name"']  # fmt: skip
     lines += [
         "", "## Usage", "",
         f"Needs only `transformers>={MINIMUM_TRANSFORMERS}` and torch: the model's code ships in this repo. Read it, "
         "and pin the commit you read "
         "with `revision=`.", "", "```python", "from transformers import pipeline", "",
-        f'clf = pipeline("multi-group-classification", model={where}, trust_remote_code=True)',
-        'clf("Your text here")', "```", "",
+        *load, 'clf("Your text here")', "```", "",
     ]  # fmt: skip
-    if not repo_id:
-        lines[-4:-4] = ['# once pushed (multigroup push --model FOLDER --repo-id you/name), model="you/name"']
     return "\n".join(lines)
 
 

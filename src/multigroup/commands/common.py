@@ -36,8 +36,11 @@ def reading_model(name: str, fix: str = SAVED_MODEL):
                 raise  # a gated repo, say: the Hub's own message says what to do
             from huggingface_hub import constants
 
-            why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "offline, or no such repo; offline, set "
-            "HF_HUB_OFFLINE=1 to skip the Hub's retries"
+            why = (
+                "HF_HUB_OFFLINE is set"
+                if constants.HF_HUB_OFFLINE
+                else "offline, or no such repo; when offline, set HF_HUB_OFFLINE=1 to skip the Hub's retries"
+            )
             message += f", and it is not a Hub repo this machine has cached or can reach ({why})"
         raise FileNotFoundError(f"{message}. {fix}.") from error
 

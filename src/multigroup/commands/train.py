@@ -171,9 +171,10 @@ def run(args, extra: list[str]) -> int:
         )  # fmt: skip
 
     rule = None if args.no_tune_thresholds else args.thresholds
+    head_rate = args.head_learning_rate or training_args.learning_rate * config.head_multiplier
     training = {
         "encoder": args.model, "train_file": args.train_file, "validation_file": args.validation_file,
-        **settings, "head_learning_rate": args.head_learning_rate or training_args.learning_rate * config.head_multiplier,  # noqa: E501
+        **settings, "head_learning_rate": head_rate,
         "max_length": args.max_length, "pooling": config.pooling, "loss_weighting": config.loss_weighting,
         "class_weights": args.class_weights, "thresholds": rule if args.validation_file else None,
         "teachers": [shown_path(folder) for folder in args.teachers] or None, "multigroup": version("multigroup"),
