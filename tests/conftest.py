@@ -24,7 +24,7 @@ atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=Tr
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 
-FAMILIES = ["bert", "camembert", "roberta", "xlm-roberta"]
+TINY_FAMILIES = ["bert", "camembert", "roberta", "xlm-roberta"]  # what tiny_config builds (helpers.FAMILIES: all)
 ARTICLE_GROUPS = [
     {"name": "global_score", "type": "multiclass", "labels": ["S1", "S2", "S3", "S4", "S5"], "weight": 0.7},
     {
@@ -132,6 +132,15 @@ def _saved_article_model(tmp_path_factory):
     model, tokenizer = tiny_model(), make_tokenizer()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """The mixed groups on a tiny CamemBERT, saved with its tokenizer: what `multigroup serve --model` is given."""
+    path = tmp_path_factory.mktemp("served")
+    tiny_model(MIXED_GROUPS).save_pretrained(path)
+    make_tokenizer().save_pretrained(path)
     return path
 
 

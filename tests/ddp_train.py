@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers import make_trainer  # noqa: E402
 from multigroup.training import GroupLossCallback  # noqa: E402
-from test_trainer import make_trainer  # noqa: E402
 
 from conftest import ARTICLE_GROUPS, tiny_model  # noqa: E402
 

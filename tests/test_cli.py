@@ -6,6 +6,7 @@ import sys
 import pytest
 from transformers import CamembertConfig, CamembertModel, pipeline
 
+from helpers import write_jsonl
 from multigroup.cli import main
 
 from conftest import make_tokenizer
@@ -24,11 +25,6 @@ ROWS = [  # distinct texts of different lengths: a reordering of rows shows in t
     {"id": "k", "text": "not good", "score": "ok", "topics": []},
     {"id": "l", "text": "love the food and the service and the staff", "score": "good", "topics": ["food", "service"]},
 ]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_trainer import make_trainer
+from helpers import make_trainer
 
 from conftest import ARTICLE_GROUPS, tiny_model
 

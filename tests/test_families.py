@@ -14,62 +14,12 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from helpers import FAMILIES, save_plain, tokenizer_for
 from multigroup import AutoModelForMultiGroupClassification
 from multigroup.data import prepare_dataset
 
-from conftest import MIXED_GROUPS, TEXTS, WORDS, encode, make_tokenizer, run_python
-
-SIZES = dict(
-    vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-    max_position_embeddings=36, pad_token_id=1,
-)  # fmt: skip
-ROBERTA_IDS = dict(bos_token_id=0, eos_token_id=2, cls_token_id=0, sep_token_id=2)  # the tokenizer's <s> and </s>
-FAMILIES = {
-    "bert": dict(SIZES, pad_token_id=0),
-    "camembert": SIZES,
-    "roberta": SIZES,
-    "xlm-roberta": SIZES,
-    "distilbert": dict(
-        vocab_size=SIZES["vocab_size"],
-        dim=32,
-        n_layers=2,
-        n_heads=4,
-        hidden_dim=37,
-        max_position_embeddings=36,
-        pad_token_id=0,
-    ),  # fmt: skip
-    "electra": dict(SIZES, embedding_size=16),
-    "albert": dict(SIZES, embedding_size=16),
-    "mpnet": SIZES,
-    # DeBERTa-v3's attention: relative positions only, both disentangled terms, shared keys
-    "deberta-v2": dict(
-        SIZES,
-        relative_attention=True,
-        position_biased_input=False,
-        pos_att_type=["p2c", "c2p"],
-        position_buckets=8,
-        norm_rel_ebd="layer_norm",
-        share_att_key=True,
-    ),  # fmt: skip
-    # three layers: global, local (sliding window), global
-    "modernbert": dict(SIZES, num_hidden_layers=3, local_attention=8, **ROBERTA_IDS),
-    "eurobert": dict(SIZES, num_key_value_heads=2, mask_token_id=4, **ROBERTA_IDS),
-}
-PAD_ZERO = {"bert", "distilbert"}  # the others use the RoBERTa-style tokenizer: <s>=0, <pad>=1, </s>=2
-
-
-def tokenizer_for(family):
-    return make_tokenizer("bert" if family in PAD_ZERO else "camembert")
-
-
-def save_plain(family, how, path):
-    """A plain checkpoint: the bare encoder (`AutoModel`) or a fine-tuned classifier with its own head."""
-    torch.manual_seed(0)
-    plain = how.from_config(CONFIG_MAPPING[family](**FAMILIES[family]))
-    plain.save_pretrained(path)
-    return plain if how is AutoModel else plain.base_model
+from conftest import MIXED_GROUPS, TEXTS, encode, make_tokenizer, run_python
 
 
 @pytest.mark.parametrize("how", [AutoModel, AutoModelForSequenceClassification], ids=["AutoModel", "ForSeqCls"])

@@ -8,7 +8,7 @@ import sys
 import pytest
 from transformers import pipeline
 
-from test_versions import OLD, run
+from helpers import OLD_PYTHONS, run_isolated
 
 from conftest import MIXED_GROUPS, make_tokenizer, tiny_model
 
@@ -69,11 +69,11 @@ def folder(tmp_path_factory):
     return path, json.loads(json.dumps(expected))
 
 
-@pytest.mark.parametrize("python", [sys.executable, *OLD], ids=lambda p: "5" if p == sys.executable else "4.x")
+@pytest.mark.parametrize("python", [sys.executable, *OLD_PYTHONS], ids=lambda p: "5" if p == sys.executable else "4.x")
 def test_the_handler_answers_as_the_pipeline_does_when_loaded_the_toolkits_way(python, folder):
     path, expected = folder
     requests = GOOD + [body for body, _ in QUERY] + [body for body, _ in BAD]
-    completed = run(python, TOOLKIT, path.parent, str(path), json.dumps(requests))
+    completed = run_isolated(python, TOOLKIT, path.parent, str(path), json.dumps(requests))
     assert completed.returncode == 0, completed.stderr[-3000:]
     answers = json.loads(completed.stdout.split("RESULT")[-1])
     good = answers[: len(expected)]

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from transformers import pipeline
 
-from test_serve import Server, model_dir  # noqa: F401 - the fixture
+from helpers import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -42,7 +42,7 @@ class Rows(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def page(model_dir):  # noqa: F811 - the fixture imported above
+def page(model_dir):
     served = Server("--model", str(model_dir))
     yield f"http://127.0.0.1:{served.port}/?text={urllib.parse.quote(TEXT)}"
     served.stop()
@@ -54,7 +54,7 @@ def chromium(*arguments: str) -> str:
     return result.stdout
 
 
-def test_the_page_shows_every_group_as_the_model_decides(page, model_dir):  # noqa: F811
+def test_the_page_shows_every_group_as_the_model_decides(page, model_dir):
     parsed = Rows()
     parsed.feed(chromium("--dump-dom", page))
     assert parsed.state == "done"

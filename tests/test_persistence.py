@@ -8,16 +8,16 @@ import torch
 import transformers.modeling_utils
 from transformers import TrainerCallback
 
+from helpers import make_trainer
 from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
-from test_trainer import make_trainer
 
-from conftest import ARTICLE_GROUPS, FAMILIES, MIXED_GROUPS, TEXTS, encode, make_tokenizer, tiny_model
+from conftest import ARTICLE_GROUPS, MIXED_GROUPS, TEXTS, TINY_FAMILIES, encode, make_tokenizer, tiny_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "config_multigroup_0.1.0.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_save_then_load_gives_bit_identical_logits(family, tmp_path):
     model = tiny_model(MIXED_GROUPS, family, loss_weighting="uncertainty")
     model.save_pretrained(tmp_path)

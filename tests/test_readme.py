@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import pytest
 from transformers import AutoModel, pipeline
 
+from helpers import save_plain, tokenizer_for, write_jsonl
 from multigroup.cli import main
-from test_cli import write_jsonl
-from test_families import save_plain
 
 from conftest import REPO_ROOT, make_tokenizer, tiny_model
 
@@ -110,7 +109,7 @@ COLUMNS = ("text", "global_score", "emotions", "causes", "polarity", "aspects")
 def save_encoder(family: str, path) -> None:
     """A plain tiny checkpoint of `family` with its tokenizer, as a Hub encoder repo holds them."""
     save_plain(family, AutoModel, path)
-    tokenizer = make_tokenizer("bert" if family == "bert" else "camembert")
+    tokenizer = tokenizer_for(family)
     tokenizer.model_max_length = 32  # the tiny models' positions
     tokenizer.save_pretrained(path)
 

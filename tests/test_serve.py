@@ -1,76 +1,22 @@
 """`multigroup serve`: a real server in a subprocess, answered over HTTP as a client would, against the pipeline."""
 
-import json
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from transformers import pipeline
 
-from conftest import MIXED_GROUPS, make_tokenizer, tiny_model
+from helpers import Server, call, free_port
+
+from conftest import MIXED_GROUPS
 
 pytest.importorskip("uvicorn", reason="multigroup serve needs the serve extra: pip install 'multigroup[serve]'")
 
 TEXTS = ["the food was great", "slow rude staff and bad service", "i love it", "cheap", "ok", ""]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def call(port: int, path: str, body=None, method: str | None = None, timeout: float = 60) -> tuple[int, object]:
-    """`(status, parsed JSON body)`; `body` is sent as JSON, or as is when it is bytes."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-class Server:
-    """`multigroup serve ARGS` in a subprocess on a free port; `stop()` sends SIGTERM and returns the log."""
-
-    def __init__(self, *args: str):
-        self.port = free_port()
-        command = [sys.executable, "-m", "multigroup.cli", "serve", *args, "--port", str(self.port)]
-        self.log = tempfile.TemporaryFile("w+")  # not a pipe: one line per request would fill it and stall the server
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if call(self.port, "/health", timeout=5)[0] == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server did not become healthy:\n{self.stop()}")
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
-        self.log.seek(0)
-        return self.log.read()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("served")
-    tiny_model(MIXED_GROUPS).save_pretrained(path)
-    make_tokenizer().save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from safetensors.torch import save_file
 from transformers import AutoModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from helpers import FAMILIES, make_trainer, tokenizer_for
 from multigroup import AutoModelForMultiGroupClassification
-from test_families import FAMILIES
-from test_trainer import make_trainer
 
 from conftest import MIXED_GROUPS, TEXTS, encode, make_tokenizer, run_python, tiny_model
 
@@ -112,7 +111,7 @@ def test_eager_and_sdpa_attention_give_the_same_logits(family, tmp_path):
     else:
         model = tiny_model(MIXED_GROUPS, family=family, **SPREAD)
     model.save_pretrained(tmp_path / "saved")
-    inputs = encode(make_tokenizer("bert" if family == "bert" else "camembert"))
+    inputs = encode(tokenizer_for(family))
     assert not inputs["attention_mask"].all()  # padded
     logits = {}
     for implementation in ("eager", "sdpa"):

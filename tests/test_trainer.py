@@ -1,44 +1,9 @@
 import pytest
 import torch
-from datasets import Dataset
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-from multigroup.data import prepare_dataset
+from helpers import make_trainer
 
-from conftest import ARTICLE_GROUPS, make_tokenizer, tiny_model
-
-ROWS = [
-    {"text": "the food was great", "global_score": "S5", "emotions": ["E1"], "causes": []},
-    {"text": "slow rude staff and bad service", "global_score": "S1", "emotions": ["E2", "E3"], "causes": ["C1"]},
-    {"text": "i love it", "global_score": "S4", "emotions": ["E1"], "causes": []},
-    {"text": "very expensive but good", "global_score": "S3", "emotions": [], "causes": ["C2", "C3"]},
-] * 4
-
-
-def make_trainer(tmp_path, model, batch_size=4, accumulation=1, epochs=1, lr=0.0, compute_metrics=None, **kwargs):
-    """A plain Trainer on ROWS; with `compute_metrics`, ROWS are also the evaluation set."""
-    tokenizer = make_tokenizer()
-    dataset = prepare_dataset(Dataset.from_list(ROWS), tokenizer, model.config)
-    args = TrainingArguments(
-        str(tmp_path / "out"),
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=accumulation,
-        num_train_epochs=epochs,
-        learning_rate=lr,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        **{"save_strategy": "no", **kwargs},
-    )
-    return Trainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        eval_dataset=dataset if compute_metrics else None,
-        compute_metrics=compute_metrics,
-        data_collator=DataCollatorWithPadding(tokenizer),
-    )
+from conftest import ARTICLE_GROUPS, tiny_model
 
 
 def test_plain_trainer_trains_the_article_groups(tmp_path):

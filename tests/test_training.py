@@ -5,10 +5,10 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
+from helpers import make_trainer
 from multigroup.metrics import build_compute_metrics, compute_metrics
 from multigroup.modeling_multigroup import multi_group_loss
 from multigroup.training import attach_callbacks, fit_class_weights, fit_loss_scales, tune_thresholds
-from test_trainer import make_trainer
 
 from conftest import ARTICLE_GROUPS, MIXED_GROUPS, tiny_config, tiny_model
 

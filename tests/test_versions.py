@@ -2,8 +2,6 @@
 4.57 (environments made by `make old-transformers`), and they carry no path of the machine that saved them."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
@@ -11,14 +9,13 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModel, pipeline
 
+from helpers import FAMILIES, OLD_PYTHONS, run_isolated, save_plain, tokenizer_for
 from multigroup import AutoModelForMultiGroupClassification
 from multigroup.hub import record_evaluation, write_model_card
 from multigroup.modeling_multigroup import CODE_FILES
-from test_families import FAMILIES, save_plain, tokenizer_for
 
-from conftest import MIXED_GROUPS, REPO_ROOT, TEXTS, encode
+from conftest import MIXED_GROUPS, TEXTS, encode
 
-OLD = sorted(REPO_ROOT.glob(".venv-transformers-*/bin/python"))
 CHECK = """
 import json, sys, torch, transformers
 from safetensors.torch import load_file
@@ -40,12 +37,6 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def run(python, code, cwd, *args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONNOUSERSITE": "1"}
-    command = [str(python), "-I", "-c", code, *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """Every family saved by transformers 5 with its tokenizer, its logits and the pipeline's answers."""
@@ -64,11 +55,13 @@ def saved(tmp_path_factory):
     return root, answers
 
 
-@pytest.mark.skipif(not OLD, reason="`make old-transformers` makes the transformers 4 environments")
-@pytest.mark.parametrize("python", OLD, ids=lambda path: path.parent.parent.name.removeprefix(".venv-transformers-"))
+@pytest.mark.skipif(not OLD_PYTHONS, reason="`make old-transformers` makes the transformers 4 environments")
+@pytest.mark.parametrize(
+    "python", OLD_PYTHONS, ids=lambda path: path.parent.parent.name.removeprefix(".venv-transformers-")
+)
 def test_every_family_loads_and_predicts_the_same_under_transformers_4(python, saved):
     root, answers = saved
-    completed = run(python, f"TEXTS = {TEXTS!r}\n" + CHECK, root, *FAMILIES)
+    completed = run_isolated(python, f"TEXTS = {TEXTS!r}\n" + CHECK, root, *FAMILIES)
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout.split("RESULT")[-1])
     assert result["version"].startswith("4.")
@@ -97,7 +90,7 @@ def test_an_older_transformers_gets_one_message_naming_both_versions(saved, tmp_
         (package / name).write_text((root / "bert" / name).read_text())
     code = "import sys, transformers; sys.path.insert(0, '.'); transformers.__version__ = '4.40.2'\n"
     code += "import remote.modeling_multigroup"
-    completed = run(sys.executable, code, tmp_path)
+    completed = run_isolated(sys.executable, code, tmp_path)
     assert completed.returncode != 0
     last = completed.stderr.strip().splitlines()[-1]
     assert last == (
@@ -106,11 +99,11 @@ def test_an_older_transformers_gets_one_message_naming_both_versions(saved, tmp_
     )
 
 
-@pytest.mark.skipif(not OLD, reason="`make old-transformers` makes the transformers 4 environments")
+@pytest.mark.skipif(not OLD_PYTHONS, reason="`make old-transformers` makes the transformers 4 environments")
 def test_the_tokenizer_loads_alone_under_transformers_4_without_remote_code(saved):
     root, _ = saved
     code = "from transformers import AutoTokenizer as T; print('RESULT' + type(T.from_pretrained('bert')).__name__)"
-    completed = run(OLD[0], code, root)
+    completed = run_isolated(OLD_PYTHONS[0], code, root)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.split("RESULT")[-1].strip() == "PreTrainedTokenizerFast"
 
@@ -132,7 +125,7 @@ def test_no_saved_file_holds_a_path_of_this_machine(saved, tmp_path):
     assert not [path for path in folder.rglob("*") if path.is_dir() and not any(path.iterdir())]
 
 
-@pytest.mark.skipif(not OLD, reason="`make old-transformers` makes the transformers 4 environments")
+@pytest.mark.skipif(not OLD_PYTHONS, reason="`make old-transformers` makes the transformers 4 environments")
 def test_a_config_built_in_code_under_transformers_4_keeps_the_familys_token_ids(saved):
     root, _ = saved
     code = """
@@ -144,7 +137,7 @@ found = {t: [MultiGroupConfig(groups=groups, encoder_type=t).pad_token_id] for t
 found["max_tokens"] = MultiGroupConfig(groups=groups, encoder_type="roberta").max_tokens
 print("RESULT" + json.dumps(found))
 """
-    completed = run(OLD[0], code, root)
+    completed = run_isolated(OLD_PYTHONS[0], code, root)
     assert completed.returncode == 0, completed.stderr[-2000:]
     found = json.loads(completed.stdout.split("RESULT")[-1])
     # RobertaConfig defaults to 512 positions, of which pad_token_id + 1 = 2 are never used by text
