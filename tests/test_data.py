@@ -8,6 +8,7 @@ import pytest
 from datasets import Dataset
 
 import multigroup.data
+from helpers import write_jsonl
 from multigroup.data import infer_groups, label_matrix, load_table, prepare_dataset
 
 from conftest import make_tokenizer, tiny_config
@@ -17,11 +18,6 @@ ROWS = [
     {"text": "kind staff", "score": "S5", "causes": ["staff", "wait"], "stars": 4.5},
     {"text": "no answer", "score": None, "causes": [], "stars": None},
 ]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -199,7 +195,8 @@ def test_a_csv_row_with_too_many_fields_names_its_line(tmp_path):
 
 
 def test_a_jsonl_file_becomes_a_memory_mapped_arrow_file_in_the_cache(tmp_path):
-    path = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    path = tmp_path / "a.jsonl"
+    write_jsonl(path, ROWS)
     dataset = load_table(path, cache_dir=tmp_path / "cache")
     (cache_file,) = [entry["filename"] for entry in dataset.cache_files]
     assert cache_file.startswith(str(tmp_path / "cache")) and cache_file.endswith(".arrow")
@@ -232,7 +229,8 @@ def test_a_type_change_in_a_later_chunk_names_the_lines(tmp_path, small_chunks, 
 
 
 def test_a_bad_line_in_a_later_chunk_is_named(tmp_path, small_chunks):
-    path = write_jsonl(tmp_path / "bad.jsonl", [{"text": f"text {i}"} for i in range(40)])
+    path = tmp_path / "bad.jsonl"
+    write_jsonl(path, [{"text": f"text {i}"} for i in range(40)])
     path.write_text(path.read_text() + '{"text": "cut\n[1]\n')
     with pytest.raises(ValueError, match=re.escape(f"{path}, line 41: malformed JSON")):
         load_table(path)
@@ -276,7 +274,8 @@ def test_label_errors_far_into_a_chunked_file_name_the_editor_line(tmp_path, sma
     ],
 )  # fmt: skip
 def test_wrong_label_types_name_the_line(tmp_path, rows, kwargs, message):
-    path = write_jsonl(tmp_path / "types.jsonl", rows)
+    path = tmp_path / "types.jsonl"
+    write_jsonl(path, rows)
     with pytest.raises(TypeError) as raised:
         infer_groups(load_table(path), source=path, **kwargs)
     assert str(raised.value) == f"{path}, {message}"

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
+from helpers import write_jsonl
 from multigroup.cli import main
 from multigroup.distill import TeacherAnnealing, TeacherMix, teacher_targets
 
@@ -64,7 +65,7 @@ def test_train_with_teachers_records_them(tmp_path, capsys):
     rows = [{"text": text, "score": score, "topics": topics} for text, score, topics in
             zip(TEXTS, ["good", "bad", "good", "ok"], [["food"], ["service"], [], ["price", "food"]])]  # fmt: skip
     data = tmp_path / "train.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(data, rows)
     encoder = tmp_path / "encoder"
     tiny_model([MIXED_GROUPS[0]]).roberta.save_pretrained(encoder)  # the bare encoder
     make_tokenizer().save_pretrained(encoder)
