@@ -11,47 +11,27 @@ Writes scripts/results/bench_cli_help.{json,md}.
 """
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
+
+from _harness import RESULTS, interleaved, machine, multigroup_script, write_results
 
 from multigroup.cli import COMMANDS  # light: no torch, no transformers
 
 REPEATS = 7
 TARGET_S = 1.5
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def executable() -> str:
-    script = Path(sys.executable).with_name("multigroup")
-    if not script.is_file():
-        raise SystemExit(f"No `multigroup` script next to {sys.executable}: pip install -e . in this environment.")
-    return str(script)
-
-
-def timed(argv: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def measure(repeats: int, src: str | None) -> dict[str, list[float]]:
-    script = executable()
+    script = multigroup_script()
     env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())} if src else dict(os.environ)
     runs = {"multigroup --help": [script, "--help"]}
     runs |= {f"multigroup {name} --help": [script, name, "--help"] for name in COMMANDS}
-    for argv in runs.values():  # warm-up: the disk cache, .pyc files
-        timed(argv, env)
-    samples = {label: [] for label in runs}
-    for _ in range(repeats):
-        for label, argv in runs.items():
-            samples[label].append(timed(argv, env))
-    return samples
+    quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    arms = {label: lambda argv=argv: subprocess.run(argv, **quiet) for label, argv in runs.items()}
+    return interleaved(arms, repeats, warmup=1)  # the warm-up: the disk cache, .pyc files
 
 
 def markdown(results: dict) -> str:
@@ -78,7 +58,7 @@ def main() -> None:
     before = os.getloadavg()[0]
     samples = measure(args.repeats, args.src)
     results = {
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(libraries=()),
         "src": args.src or "installed",
         "repeats": args.repeats,
         "load_average": {"before": before, "after": os.getloadavg()[0]},
@@ -87,11 +67,7 @@ def main() -> None:
             for label, values in samples.items()
         },
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    output.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    write_results(args.output, results, markdown(results))
 
 
 if __name__ == "__main__":

