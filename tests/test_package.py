@@ -50,8 +50,8 @@ def test_the_first_use_of_a_public_name_lets_transformers_load_a_saved_folder_wi
         "clf = pipeline('multi-group-classification', model=model, tokenizer=AutoTokenizer.from_pretrained(folder))\n"
         "print(type(config).__module__, type(model).__module__, type(clf).__module__)\n"
     )
-    installed = ["multigroup.configuration_multigroup", "multigroup.modeling_multigroup"]
-    assert run_fresh(code).split() == [*installed, "multigroup.pipeline_multigroup"]
+    installed = ["multigroup.hub_code.configuration_multigroup", "multigroup.hub_code.modeling_multigroup"]
+    assert run_fresh(code).split() == [*installed, "multigroup.hub_code.pipeline_multigroup"]
 
 
 def test_public_names_are_listed_and_imported_on_demand():

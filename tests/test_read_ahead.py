@@ -15,8 +15,9 @@ from transformers import pipeline
 
 from multigroup.cli import main
 from multigroup.commands.common import load_model
+from multigroup.hub_code.batching_multigroup import read_ahead as _read_ahead
+from multigroup.hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
 from multigroup.inference import batched_logits
-from multigroup.pipeline_multigroup import MultiGroupClassificationPipeline, _read_ahead
 
 from conftest import MIXED_GROUPS, REPO_ROOT, WORDS, make_tokenizer, run_python, tiny_model
 

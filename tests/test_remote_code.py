@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from multigroup import AutoModelForMultiGroupClassification
-from multigroup.modeling_multigroup import CODE_FILES
+from multigroup.hub_code.modeling_multigroup import CODE_FILES
 from multigroup.spec_multigroup import DEFAULT_THRESHOLD
 
 from conftest import TEXTS, encode, make_tokenizer, run_python

@@ -19,8 +19,8 @@ tests that the import stays light and that a first use registers.
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from .configuration_multigroup import HUB_KWARGS, OWN_FIELDS, MultiGroupConfig
-from .modeling_multigroup import model_class
+from .hub_code.configuration_multigroup import HUB_KWARGS, OWN_FIELDS, MultiGroupConfig
+from .hub_code.modeling_multigroup import model_class
 
 
 class AutoModelForMultiGroupClassification:

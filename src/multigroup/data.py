@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
-from .configuration_multigroup import MultiGroupConfig
+from .hub_code.configuration_multigroup import MultiGroupConfig
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 

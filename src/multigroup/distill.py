@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .configuration_multigroup import MultiGroupConfig
+from .hub_code.configuration_multigroup import MultiGroupConfig
 
 
 def teacher_targets(config: MultiGroupConfig, teachers: list, texts, batch_size: int = 64) -> np.ndarray:

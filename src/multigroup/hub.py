@@ -4,8 +4,8 @@ import json
 import os
 from pathlib import Path
 
-from .configuration_multigroup import MultiGroupConfig
-from .pipeline_multigroup import model_card
+from .hub_code.card_multigroup import model_card
+from .hub_code.configuration_multigroup import MultiGroupConfig
 
 
 def split_name(file: str | Path) -> str:

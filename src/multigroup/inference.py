@@ -21,21 +21,19 @@ def batched_logits(
 
     `read_ahead`: batches tokenized ahead in a background thread while the model runs; by default as the pipeline
     (`READ_AHEAD` on an accelerator, none on CPU, where the forward already keeps the cores busy)."""
-    from .pipeline_multigroup import _read_ahead, batches_ahead
+    from .hub_code import batching_multigroup as batching
 
     model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     logits = np.zeros((len(texts), model.config.num_columns), dtype=np.float32)
     device = next(model.parameters()).device
     max_length = max_length or min(tokenizer.model_max_length, model.config.max_tokens)
 
     def encoded():
-        for start in range(0, len(texts), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in batching.length_batches(texts, batch_size):
             batch = [texts[i] for i in indices]
             yield indices, tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
-    batches = _read_ahead(encoded(), batches_ahead(read_ahead, device))
+    batches = batching.read_ahead(encoded(), batching.batches_ahead(read_ahead, device))
     for indices, batch in tqdm(batches, total=-(-len(texts) // batch_size), disable=not progress, desc="batches"):
         logits[indices] = model(**batch.to(device)).logits.float().cpu().numpy()
     return logits

@@ -21,8 +21,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .configuration_multigroup import MultiGroupConfig
-from .modeling_multigroup import multi_group_loss
+from .hub_code.configuration_multigroup import MultiGroupConfig
+from .hub_code.modeling_multigroup import multi_group_loss
 
 
 def counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

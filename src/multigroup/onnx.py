@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from .onnx_multigroup import ONNX_FILE, QUANTIZED_FILE, OnnxMultiGroupClassifier
-from .versions_multigroup import make_portable
+from .hub_code.modeling_multigroup import code_files
+from .hub_code.onnx_multigroup import ONNX_FILE, QUANTIZED_FILE, OnnxMultiGroupClassifier
+from .hub_code.versions_multigroup import make_portable
 
 # What the ONNX folder needs beside model.onnx, config and tokenizer: the runner and the config's code (its decode).
-STANDALONE_FILES = ("onnx_multigroup.py", "versions_multigroup.py", "configuration_multigroup.py",
-                    "spec_multigroup.py", "decoding_multigroup.py")  # fmt: skip
+STANDALONE_FILES = tuple(sorted({*code_files("onnx_multigroup.py"), *code_files("configuration_multigroup.py")}))
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -62,7 +62,7 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
     model.config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     for name in STANDALONE_FILES:
-        shutil.copyfile(Path(__file__).with_name(name), output_dir / name)
+        shutil.copyfile(Path(__file__).parent / "hub_code" / name, output_dir / name)
     config_file = output_dir / "config.json"  # only the config's code is here: point at nothing else
     config = json.loads(config_file.read_text(encoding="utf-8"))
     config["auto_map"] = {"AutoConfig": "configuration_multigroup.MultiGroupConfig"}

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # numpy alone at import: the CLI reads RULES to build its --help
-    from .configuration_multigroup import MultiGroupConfig
+    from .hub_code.configuration_multigroup import MultiGroupConfig
 
 RULES = ("shrunk", "per_label", "per_group", "fixed")
 DEFAULT_RULE = "shrunk"

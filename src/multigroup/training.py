@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .configuration_multigroup import MultiGroupConfig
+from .hub_code.configuration_multigroup import MultiGroupConfig
 from .metrics import format_metrics_table
 from .thresholds import DEFAULT_RULE, choose_thresholds
 

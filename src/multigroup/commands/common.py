@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,8 +55,10 @@ def _near(path: Path) -> str:
 
 
 def _spelled_like_hub_id(name: str) -> bool:
-    """`org/name` or `name` as the Hub spells repo ids, unless the part before `/` is a folder here."""
-    return bool(re.fullmatch(r"\w[\w.-]*(/\w[\w.-]*)?", name)) and not ("/" in name and Path(name).parent.is_dir())
+    """Spelled as a Hub repo id, unless the part before `/` is a folder here (then `out/nope` is a path)."""
+    from ..hub_code.spec_multigroup import spelled_like_hub_id
+
+    return spelled_like_hub_id(name) and not ("/" in name and Path(name).parent.is_dir())
 
 
 def _missed_on_the_hub(error: BaseException | None) -> bool:

@@ -78,7 +78,7 @@ def _rows(count: int) -> str:
 
 
 def run(args, extra: list[str]) -> int:
-    from ..pipeline_multigroup import MultiGroupClassificationPipeline
+    from ..hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
     from .common import load_model
 
     path = Path(args.file)

@@ -94,7 +94,7 @@ def load_backend(args):
     import torch
     from transformers.utils.logging import disable_progress_bar
 
-    from ..pipeline_multigroup import MultiGroupClassificationPipeline
+    from ..hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
     from .common import load_model
 
     if args.threads:

@@ -121,9 +121,9 @@ def run(args, extra: list[str]) -> int:
     from ..data import label_matrix, load_table, prepare_dataset
     from ..defaults import training_arguments
     from ..hub import record_evaluation, record_training, shown_path, split_name
+    from ..hub_code.versions_multigroup import is_hub_id
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
-    from ..versions_multigroup import is_hub_id
     from .common import ENCODER, apply_threshold_rule, never_predicted, reading_model
 
     output_dir = Path(args.output_dir)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from ..handler import EXAMPLE, read_request
+from ..hub_code.handler import EXAMPLE, read_request
 from .batching import MicroBatcher, split_by_length
 from .schema import openapi_schema
 
@@ -126,8 +126,8 @@ def create_app(load: Callable[[], Backend], limits: Limits, on_load_error: Calla
         served = backend()
         inputs, options = _read(await _body(request, limits.max_body), limits, dict(request.query_params))
         request.state.texts = 1 if isinstance(inputs, str) else len(inputs)
-        try:  # the options fail here, before the texts are queued: decoding zero rows checks them all
-            served.config.decode(np.zeros((0, served.config.num_columns)), **options)
+        try:  # the options fail here, before the texts are queued
+            served.config.check_options(**options)
         except (ValueError, TypeError) as error:
             raise BadRequest(str(error)) from None
         if inputs == []:  # an empty list; an empty text is a text, answered like any other

@@ -4,6 +4,7 @@ This file is remote code: `save_pretrained` copies it next to the weights, so it
 """
 
 import math
+import re
 from typing import Any
 
 GROUP_TYPES = ("multiclass", "multilabel", "regression")
@@ -164,3 +165,8 @@ def prior_offsets(groups: list[dict]) -> list[float] | None:
                 logs = [math.log(v) for v in p]
                 offsets += [v - sum(logs) / len(logs) for v in logs]
     return offsets
+
+
+def spelled_like_hub_id(name) -> bool:
+    """`org/name` or `name`, as the Hub spells repo ids (whether or not a folder here has that name)."""
+    return isinstance(name, str) and bool(re.fullmatch(r"\w[\w.-]*(/\w[\w.-]*)?", name))

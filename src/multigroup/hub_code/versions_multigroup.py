@@ -22,6 +22,8 @@ if tuple(int(n) for n in re.findall(r"\d+", transformers.__version__)[:3]) < (4,
 # (not a dataclass) works under both.
 from transformers import PretrainedConfig  # noqa: E402
 
+from .spec_multigroup import spelled_like_hub_id  # noqa: E402
+
 try:  # transformers 5: initialisers that leave alone the weights already loaded from a checkpoint
     from transformers import initialization as init
 except ImportError:  # transformers 4 calls `_init_weights` only on modules whose weights it did not load
@@ -53,7 +55,7 @@ def make_portable(folder: str | os.PathLike) -> None:
 
 def is_hub_id(name) -> bool:
     """`org/name` or `name` as the Hub spells repo ids, and not a folder on this machine."""
-    return isinstance(name, str) and bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)) and not os.path.exists(name)
+    return spelled_like_hub_id(name) and not os.path.exists(name)
 
 
 __all__ = ["MINIMUM_TRANSFORMERS", "PretrainedConfig", "init", "is_hub_id", "make_portable"]

@@ -19,6 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # inside the multigroup package
+    from .batching_multigroup import check_texts, length_batches
+except ImportError:  # from an ONNX folder put on sys.path, where this file is a top-level module
+    from batching_multigroup import check_texts, length_batches
+
 ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_int8.onnx"
 
 
@@ -49,8 +54,8 @@ class OnnxMultiGroupClassifier:
         # The folder's own config code (configuration_multigroup.py and the files it imports) holds the decode.
         if (path / "configuration_multigroup.py").is_file():
             self.config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-        else:  # exported before multigroup 0.3, without that code: multigroup, installed, reads it
-            from multigroup import MultiGroupConfig
+        else:  # exported before multigroup 0.3, without that code: read by the package's (this runner's there)
+            from .configuration_multigroup import MultiGroupConfig
 
             self.config = MultiGroupConfig.from_pretrained(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
@@ -58,10 +63,8 @@ class OnnxMultiGroupClassifier:
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """`(len(texts), num_columns)` logits, texts batched by length, in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         logits = np.zeros((len(texts), self.config.num_columns), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in length_batches(texts, batch_size):
             batch = self.tokenizer(
                 [texts[i] for i in indices], padding=True, truncation=True, max_length=self.max_length,
                 return_tensors="np",
@@ -75,10 +78,7 @@ class OnnxMultiGroupClassifier:
     ):
         if not isinstance(inputs, (str, list, tuple)):
             raise TypeError(f"Give a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"Input #{i} is {type(text).__name__} {text!r}; every input must be a string.")
+        texts = check_texts([inputs] if isinstance(inputs, str) else list(inputs))
         if not texts:
             return []
         rows = self.config.decode(self.logits(texts, batch_size), top_k=top_k, threshold=threshold, groups=groups)

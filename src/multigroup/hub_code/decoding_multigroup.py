@@ -98,6 +98,11 @@ class DecodingMixin:
             decided.append({"groups": members, "scores": scores, "selected": selected})
         return decided
 
+    def check_options(self, **options) -> None:
+        """Raise the error `decode(logits, **options)` would raise (bad `top_k`, `threshold` or `groups`), before any
+        text is encoded: the pipeline and the server check a call's options with this, at the call."""
+        self.decode(torch.zeros(0, self.num_columns), **options)
+
     def decode(
         self,
         logits: Any,

@@ -4,6 +4,7 @@ This file is remote code: `save_pretrained` copies it next to the weights, so it
 torch, transformers and the other remote-code files.
 """
 
+import ast
 import functools
 import inspect
 import logging
@@ -21,6 +22,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
+from .card_multigroup import PIPELINE_TASK, push_to_hub_with_card
 from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 
 # Imported so that the pipeline file and the Inference Endpoints handler always travel with the model's code
@@ -28,13 +30,23 @@ from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 # the task is registered whenever the model is.
 from .handler import EndpointHandler  # noqa: F401
 from .head_multigroup import GradientBalancer, MultiGroupHead, multi_group_loss
-from .pipeline_multigroup import PIPELINE_TASK, MultiGroupClassificationPipeline, push_to_hub_with_card
+from .pipeline_multigroup import MultiGroupClassificationPipeline
 from .versions_multigroup import init, make_portable
 
-CODE_FILES = tuple(
-    f"{name}_multigroup.py"
-    for name in ("versions", "configuration", "spec", "decoding", "modeling", "head", "pipeline")
-) + ("handler.py",)  # the Inference Endpoints handler
+
+def code_files(entry: str, folder: Path = Path(__file__).parent) -> tuple[str, ...]:
+    """`entry` and the files of `folder` it imports by relative imports, transitively, sorted: the same rule by
+    which transformers copies a remote-code module with the files it needs."""
+    found, todo = set(), [entry]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            tree = ast.parse((folder / name).read_text(encoding="utf-8"))
+            todo += [f"{node.module}.py" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+    return tuple(sorted(found))
+
+
 _WEIGHT_FILE = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
@@ -215,7 +227,7 @@ class MultiGroupModelMixin:
             super().save_pretrained(staging, *args, **kwargs)
             # Copy from beside this file: right both for the installed package and for code loaded from a Hub
             # repo, so that a model loaded through remote code and saved again stays complete.
-            for file_name in CODE_FILES:
+            for file_name in code_files(Path(__file__).name):  # this file and what it imports (handler, pipeline)
                 shutil.copyfile(Path(__file__).with_name(file_name), staging / file_name)
             make_portable(staging)
             written = {path.name for path in staging.iterdir()}
@@ -324,9 +336,12 @@ def model_class(encoder_type: str) -> type:
     return type(name, (MultiGroupModelMixin, family), namespace)
 
 
-def __getattr__(name: str) -> type:
+def __getattr__(name: str) -> type | tuple[str, ...]:
     """`<Family>ForMultiGroupClassification` (`CamembertForMultiGroupClassification`, ...), as a saved config's
-    `auto_map` names it; built on first use, so that importing this file imports no encoder family."""
+    `auto_map` names it; built on first use, so that importing this file imports no encoder family. `CODE_FILES`:
+    what `save_pretrained` copies beside the weights (read from the files when asked: no I/O at import)."""
+    if name == "CODE_FILES":
+        return code_files(Path(__file__).name)
     if name.endswith("ForMultiGroupClassification"):
         wanted = name.removesuffix("ForMultiGroupClassification") + "Model"
         for encoder_type, class_name in MODEL_MAPPING_NAMES.items():
