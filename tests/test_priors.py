@@ -13,7 +13,7 @@ from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
 from multigroup.data import prepare_dataset
 from multigroup.spec_multigroup import prior_offsets
 
-from conftest import MIXED_GROUPS, encode, make_tokenizer, tiny_model
+from conftest import MIXED_GROUPS, encode, make_tokenizer, run_python, tiny_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "model_0.3.0"
 ROWS = [
@@ -79,14 +79,27 @@ def test_priors_and_the_flag_survive_save_and_load(tmp_path):
     torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, atol=0, rtol=0)
 
 
-def test_a_model_saved_by_0_3_loads_and_predicts_bit_identically():
+def test_a_model_saved_by_0_3_loads_and_predicts_bit_identically(tmp_path):
     """`tests/fixtures/model_0.3.0` was saved by multigroup 0.3.0 (tiny BERT, three groups), with its logits."""
     expected = json.loads((FIXTURE / "logits.json").read_text())
     model = AutoModelForMultiGroupClassification.from_pretrained(FIXTURE).eval()
     assert model.config.fit_priors is False and not any("prior" in group for group in model.config.groups)
+    inputs = encode(make_tokenizer("bert"), expected["texts"])
     with torch.no_grad():
-        logits = model(**encode(make_tokenizer("bert"), expected["texts"])).logits
-    assert np.array_equal(logits.numpy(), np.array(expected["logits"], dtype=np.float32))
+        logits = model(**inputs).logits
+    # Bit for bit against 0.3.0's own code (the fixture's remote-code files, run without multigroup) on this
+    # machine; against the logits 0.3.0 wrote on another one, to float precision (CPUs differ in their kernels).
+    torch.save(dict(inputs), tmp_path / "inputs.pt")
+    code = (
+        "import torch\nfrom transformers import AutoModel\n"
+        f"model = AutoModel.from_pretrained({str(FIXTURE)!r}, trust_remote_code=True).eval()\n"
+        "with torch.no_grad():\n"
+        "    torch.save(model(**torch.load('inputs.pt')).logits, 'logits.pt')\n"
+    )
+    completed = run_python(code, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert torch.equal(logits, torch.load(tmp_path / "logits.pt"))
+    np.testing.assert_allclose(logits.numpy(), np.array(expected["logits"], dtype=np.float32), rtol=0, atol=1e-4)
     rows = [{"text": text, "global_score": "S1", "emotions": ["E1"], "stars": 1.0} for text in expected["texts"]]
     prepare_dataset(Dataset.from_list(rows), make_tokenizer("bert"), model.config)  # evaluation data: no priors
     assert not any("prior" in group for group in model.config.groups)

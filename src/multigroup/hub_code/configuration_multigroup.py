@@ -29,18 +29,8 @@ _NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map
 # Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
 # of `max_position_embeddings` are never used by text.
 _POSITIONS_AFTER_PADDING = {"camembert", "roberta", "xlm-roberta", "xlm-roberta-xl", "mpnet", "data2vec-text", "xmod"}
-# The configuration's own fields (an encoder's are the rest), the one list that `from_dict` and the Auto class read,
-# with what a `config.json` written before a field existed means: 0.1.0's head had no multiplier and one shared
-# dense layer; a model saved by 0.1-0.3 has no priors to fit.
-OWN_FIELDS = (
-    "groups",
-    "encoder_type",
-    "loss_weighting",
-    "pooling",
-    "head_multiplier",
-    "per_group_dense",
-    "fit_priors",
-)
+# What a `config.json` written before one of the configuration's own fields existed means: 0.1.0's head had no
+# multiplier and one shared dense layer; a model saved by 0.1-0.3 has no priors to fit.
 LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors": False}
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -170,8 +160,6 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             for key, value in family.items()
             if not key.startswith("_") and key not in _NOT_ENCODER and _BASE_DEFAULTS.get(key, object()) != value
         )
-        if per_group_dense is None and isinstance(groups, (list, tuple)):
-            per_group_dense = len(groups) <= PER_GROUP_DENSE_UP_TO
         self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
         self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
         self.fit_priors = fit_priors
@@ -220,6 +208,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         if duplicates:
             raise ValueError(f"Group names must be unique, got {duplicates} more than once.")
         self.groups = groups
+        self.require_groups()  # and the defaults that depend on the groups
         # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
         self.id2label = dict(enumerate(self.column_names))
         self.label2id = {name: i for i, name in self.id2label.items()}
@@ -228,12 +217,15 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         self.problem_type = "multi_label_classification"
 
     def require_groups(self) -> None:
-        """Raise unless the config has groups (a plain encoder's config, read without `groups=`, has none)."""
+        """Raise unless the config has groups (a plain encoder's config, read without `groups=`, has none); fill in
+        the defaults that depend on them (groups given after the config was made)."""
         if not self.groups:
             raise ValueError(
                 f"This checkpoint is a plain `{self.encoder_type}` encoder with no label groups. Pass them: "
                 "from_pretrained(path, groups=[{'name': ..., 'type': ..., 'labels': [...]}, ...])."
             )
+        if self.per_group_dense is None:
+            self.per_group_dense = len(self.groups) <= PER_GROUP_DENSE_UP_TO
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "MultiGroupConfig":
@@ -360,3 +352,10 @@ def _known(labels: list[str], shown: int = 12) -> str:
 
 
 __all__ = ["MISSING", "MultiGroupConfig"]
+
+
+# The configuration's own fields, read from its signature (the one place they are written): `from_dict` and the
+# Auto class take them out of the keyword arguments; an encoder's fields are the rest.
+OWN_FIELDS = tuple(
+    name for name in inspect.signature(MultiGroupConfig.__init__).parameters if name not in ("self", "kwargs")
+)

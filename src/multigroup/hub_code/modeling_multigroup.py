@@ -29,7 +29,8 @@ from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 # (transformers copies relative imports; a folder loaded through remote code and saved again stays complete), and
 # the task is registered whenever the model is.
 from .handler import EndpointHandler  # noqa: F401
-from .head_multigroup import GradientBalancer, MultiGroupHead, multi_group_loss
+from .head_multigroup import MultiGroupHead
+from .loss_multigroup import GradientBalancer, multi_group_loss
 from .pipeline_multigroup import MultiGroupClassificationPipeline
 from .versions_multigroup import init, make_portable
 
