@@ -90,7 +90,7 @@ def load_backend(args):
         from ..onnx import OnnxMultiGroupClassifier
 
         runner = OnnxMultiGroupClassifier(args.onnx, threads=args.threads)
-        return Backend(args.onnx, runner.config, runner.tokenizer, lambda texts: runner.logits(texts, len(texts)))
+        return Backend(args.onnx, runner.config, runner.tokenizer, runner.run, runner.max_length, "np")
     import torch
     from transformers.utils.logging import disable_progress_bar
 
@@ -102,4 +102,10 @@ def load_backend(args):
     disable_progress_bar()  # one log line per event: no "Loading weights" bar in the server's log
     model, tokenizer = load_model(args.model)
     pipe = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer)
-    return Backend(args.model, model.config, tokenizer, lambda texts: pipe.forward(pipe.preprocess(texts))["logits"])
+    return Backend(
+        args.model,
+        model.config,
+        tokenizer,
+        lambda batch: pipe.forward({"model_inputs": dict(batch)})["logits"],
+        pipe._max_length(),
+    )

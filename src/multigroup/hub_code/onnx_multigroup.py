@@ -69,9 +69,12 @@ class OnnxMultiGroupClassifier:
                 [texts[i] for i in indices], padding=True, truncation=True, max_length=self.max_length,
                 return_tensors="np",
             )  # fmt: skip
-            feeds = {name: batch[name].astype(np.int64) for name in self.input_names}
-            logits[indices] = self.session.run(["logits"], feeds)[0]
+            logits[indices] = self.run(batch)
         return logits
+
+    def run(self, batch) -> np.ndarray:
+        """The logits of one tokenized, padded batch (numpy arrays, as the tokenizer returns them)."""
+        return self.session.run(["logits"], {name: batch[name].astype(np.int64) for name in self.input_names})[0]
 
     def __call__(
         self, inputs: str | list[str], batch_size: int = 32, top_k: int | None = 1, threshold=None, groups=None

@@ -161,7 +161,7 @@ class MultiGroupClassificationPipeline(Pipeline):
         return {"model_inputs": dict(encoded), "single": isinstance(inputs, str)}
 
     def _forward(self, inputs: dict) -> dict:
-        return {"logits": self.model(**inputs["model_inputs"]).logits, "single": inputs["single"]}
+        return {"logits": self.model(**inputs["model_inputs"]).logits, "single": inputs.get("single", False)}
 
     def postprocess(self, outputs: dict, top_k: int | None = 1, threshold=None, groups=None) -> dict | list[dict]:
         rows = self.model.config.decode(outputs["logits"], top_k=top_k, threshold=threshold, groups=groups)

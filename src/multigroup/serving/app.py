@@ -45,20 +45,25 @@ class Limits:
 
 @dataclass
 class Backend:
-    """What is served: the config (groups and the one decode), the tokenizer, and `forward(texts) -> logits`, from a
-    model or an ONNX folder."""
+    """What is served: the config (groups and the one decode), the tokenizer, and `forward(batch) -> logits` of one
+    padded batch (`tensors`: "pt" or "np", as the tokenizer returns it), from a model or an ONNX folder."""
 
     name: str
     config: Any
     tokenizer: Any
-    forward: Callable[[list[str]], Any]
+    forward: Callable[[Any], Any]
+    max_length: int
+    tensors: str = "pt"
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """`(len(texts), num_columns)` logits, the texts run in sub-batches of similar length (little padding)."""
+        """`(len(texts), num_columns)` logits: every text tokenized once, then run in sub-batches of similar length
+        (little padding), each padded from those tokens."""
         logits = np.empty((len(texts), self.config.num_columns), dtype=np.float32)
-        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True)["input_ids"]]
-        for part in split_by_length(lengths):
-            logits[part] = np.asarray(self.forward([texts[i] for i in part]), dtype=np.float32)
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        for part in split_by_length([len(ids) for ids in encoded["input_ids"]]):
+            batch = self.tokenizer.pad({key: [values[i] for i in part] for key, values in encoded.items()},
+                                       return_tensors=self.tensors)  # fmt: skip
+            logits[part] = np.asarray(self.forward(batch), dtype=np.float32)
         return logits
 
     def answer(self, requests: list) -> list:
