@@ -37,6 +37,15 @@ def test_every_file_of_the_folder_travels_and_nothing_else_does():
     assert not any(path.suffix == ".py" and "multigroup" in path.stem for path in SOURCE.parent.iterdir())
 
 
+def test_every_file_a_saved_folder_needs_is_imported_by_an_auto_map_module_itself():
+    """transformers 4 copies, from a local folder, only the direct relative imports of the modules `auto_map` names:
+    anything imported one step further would be missing there."""
+    direct = set()
+    for entry in ("modeling_multigroup.py", "configuration_multigroup.py"):
+        direct |= {f"{module}.py" for module, level in imported_modules(SOURCE / entry) if level} | {entry}
+    assert set(CODE_FILES) == direct
+
+
 def test_the_folder_imports_only_the_standard_library_torch_transformers_and_each_other():
     siblings = {path.stem for path in SOURCE.glob("*.py")} - {"__init__"}
     for path in SOURCE.glob("*.py"):

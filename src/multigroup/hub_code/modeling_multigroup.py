@@ -22,6 +22,9 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
+# transformers 4 copies, from a local folder, only the files that `auto_map`'s modules import themselves (not what
+# those import in turn): every file the pipeline needs is imported here too.
+from .batching_multigroup import read_ahead  # noqa: F401
 from .card_multigroup import PIPELINE_TASK, push_to_hub_with_card
 from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 
