@@ -29,7 +29,7 @@ def datasets_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """JSONL files parsed 256 bytes at a time: a few lines make several chunks, as 10 MB chunks of a large file."""
-    monkeypatch.setattr(multigroup.data, "_JSON_CHUNK_BYTES", 256)
+    monkeypatch.setattr(multigroup.data.tables, "_JSON_CHUNK_BYTES", 256)
 
 
 def test_load_jsonl_csv_and_parquet(tmp_path):
@@ -282,7 +282,7 @@ def test_wrong_label_types_name_the_line(tmp_path, rows, kwargs, message):
 
 
 def test_infer_groups_reads_the_labels_batch_by_batch(monkeypatch):
-    monkeypatch.setattr(multigroup.data, "_BATCH_ROWS", 2)
+    monkeypatch.setattr(multigroup.data.groups, "_BATCH_ROWS", 2)
     rows = [{"s": s, "t": t} for s, t in [("b", []), (None, ["y", "x"]), ("a", None), ("b", ["z"]), ("c", ["x"])]]
     groups = infer_groups(Dataset.from_list(rows), multiclass=["s"], multilabel=["t"])
     assert [group["labels"] for group in groups] == [["a", "b", "c"], ["x", "y", "z"]]
@@ -291,7 +291,7 @@ def test_infer_groups_reads_the_labels_batch_by_batch(monkeypatch):
 
 
 def test_label_matrix_is_the_labels_column_as_float32(monkeypatch):
-    monkeypatch.setattr(multigroup.data, "_BATCH_ROWS", 2)
+    monkeypatch.setattr(multigroup.data.groups, "_BATCH_ROWS", 2)
     dataset = Dataset.from_list(ROWS)
     config = tiny_config(infer_groups(dataset, multiclass=["score"], multilabel=["causes"], regression=["stars"]))
     prepared = prepare_dataset(dataset, make_tokenizer(), config)

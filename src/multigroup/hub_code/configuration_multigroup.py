@@ -35,6 +35,10 @@ LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
+class UnknownLabelError(ValueError):
+    """A label that is not in its group's spec (`encode_labels`); a `ValueError` whose message names the group."""
+
+
 def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
     """`"mean"` or `"cls"` from a sentence-transformers checkpoint's `1_Pooling/config.json`; None without one."""
     from transformers.utils import cached_file
@@ -328,7 +332,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
                     )
                 if value not in labels:
                     if not ignore_unknown_labels:
-                        raise ValueError(f"Group `{name}`: unknown label {value!r}; {_known(labels)}.")
+                        raise UnknownLabelError(f"Group `{name}`: unknown label {value!r}; {_known(labels)}.")
                     row.extend([MISSING] * len(labels))
                     continue
                 row.extend(1.0 if label == value else 0.0 for label in labels)
@@ -339,7 +343,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
                     )
                 unknown = [label for label in value if label not in labels]
                 if unknown and not ignore_unknown_labels:
-                    raise ValueError(f"Group `{name}`: unknown label(s) {unknown}; {_known(labels)}.")
+                    raise UnknownLabelError(f"Group `{name}`: unknown label(s) {unknown}; {_known(labels)}.")
                 row.extend(1.0 if label in value else 0.0 for label in labels)
         return row
 
