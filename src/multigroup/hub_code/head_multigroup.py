@@ -9,6 +9,7 @@ torch and the other remote-code files.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .configuration_multigroup import MultiGroupConfig
@@ -53,17 +54,33 @@ class _TimesGradient(torch.autograd.Function):
         return grad * ctx.multiplier, None
 
 
-def multiplied(layer, features: torch.Tensor, multiplier: float) -> torch.Tensor:
-    """`layer(features)` computed with its parameters times `multiplier`, `layer` being affine in them (`x W^T +
-    b`), their gradients left unscaled: Adam(W) then moves the product `multiplier` times faster than the
-    optimizer's learning rate, while gradient clipping sees the usual norm. The product is never formed: the
-    output is multiplied, and the gradient into the features, so a head of hundreds of dense layers costs no
-    operation over its weights."""
+def affine(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`x W^T + b` for features (batch, in) and a layer's (out, in) weight, as `nn.Linear` computes it; for each
+    group's features (groups, in, batch) and weights (groups, out, in), `W x + b`: (groups, out, batch)."""
+    return F.linear(x, weight, bias) if weight.dim() == 2 else torch.baddbmm(bias, weight, x)
+
+
+def multiplied(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """`affine(weight, bias, features)` computed with the parameters times `multiplier`, their gradients left
+    unscaled: Adam(W) then moves the product `multiplier` times faster than the optimizer's learning rate, while
+    gradient clipping sees the usual norm. The product is never formed: the output is multiplied, and the gradient
+    into the features, so a head of hundreds of dense layers costs no operation over its weights."""
     if multiplier == 1:
-        return layer(features)
+        return affine(weight, bias, features)
     if not torch.is_grad_enabled():
-        return layer(features) * multiplier
-    return _TimesValue.apply(layer(_TimesGradient.apply(features, multiplier)), multiplier)
+        return affine(weight, bias, features) * multiplier
+    return _TimesValue.apply(affine(weight, bias, _TimesGradient.apply(features, multiplier)), multiplier)
+
+
+def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """(batch, sequence, hidden) -> (batch, hidden): the mean over the text's tokens, or the first token's."""
+    if pooling != "mean":
+        return hidden_states[:, 0]
+    mask = (
+        torch.ones(hidden_states.shape[:2], device=hidden_states.device) if attention_mask is None else attention_mask
+    )
+    mask = mask.unsqueeze(-1).to(hidden_states.dtype)
+    return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 class MultiGroupHead(nn.Module):
@@ -104,53 +121,48 @@ class MultiGroupHead(nn.Module):
     def layout(self) -> GroupLayout:
         return group_layout(self.config)
 
-    def _dense(self, x: torch.Tensor) -> torch.Tensor:
-        """The features (hidden, batch), or each group's own copy (groups, hidden, batch) -> each group's dense
-        layer before tanh, (groups, hidden, batch): laid out so that the weight's gradient comes out in its own
-        layout (at hundreds of groups it is far larger than the activations)."""
-        weight, bias = self.hidden.weight, self.hidden.bias
-        if x.dim() == 2:  # one matmul for every group; as `nn.Linear` runs it, whose results do not depend on where
-            # the weights lie in memory (a save and load gives the same logits bit for bit)
-            dense = multiplied(self.hidden, x.t(), self.multiplier)
-            return dense.t().unflatten(0, (self.num_groups, self.hidden_size))
-        weight, bias = weight.unflatten(0, (self.num_groups, -1)), bias.view(self.num_groups, -1, 1)
-        return multiplied(lambda f: torch.baddbmm(bias, weight, f), x, self.multiplier)
-
-    def _columns(self, x: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
-        """Each group's features (groups, hidden, batch) -> the logits (batch, columns), each group through its own
-        rows of `out` (padded to the widest group)."""
-        padded, layout = layout.padded, layout.on(x.device, x.dtype)
-        index, shape = layout["index"].flatten(), (*layout["index"].shape, -1)
-        weight, bias = self.out.weight.index_select(0, index).view(shape), self.out.bias.index_select(0, index)
-        logits = multiplied(lambda f: torch.baddbmm(bias.view(shape), weight, f), x, self.multiplier)
-        logits = logits.flatten(0, 1).t()  # (batch, groups * width)
-        return logits.index_select(1, layout["positions"]) if padded else logits.contiguous()
-
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         layout = self.layout
-        logits = self._logits(hidden_states, attention_mask, layout)
+        x = self.dropout(pool(hidden_states, attention_mask, self.pooling))
+        x = self.dropout(torch.tanh(self._dense(x)))
+        logits = self._columns(x, layout)
         if layout.offset is None:  # no priors (models saved before them): the logits as they were, bit for bit
             return logits
         return logits + layout.on(logits.device, logits.dtype)["offset"]
 
-    def _logits(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, layout) -> torch.Tensor:
-        if self.pooling == "mean":
-            mask = (
-                torch.ones(hidden_states.shape[:2], device=hidden_states.device)
-                if attention_mask is None
-                else attention_mask
-            )
-            mask = mask.unsqueeze(-1).to(hidden_states.dtype)
-            pooled = (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        else:
-            pooled = hidden_states[:, 0]
-        x = self.dropout(pooled)
+    def _own_copies(self, x: torch.Tensor) -> torch.Tensor:
+        """In a balanced training step, each group's own copy of `x` (groups, ...), so that its gradient into the
+        shared features is kept apart (`GradientBalancer`); otherwise `x` itself."""
         balancer = getattr(self, "balancer", None)
-        balancing = balancer is not None and balancer.training and torch.is_grad_enabled()
-        if self.per_group_dense:  # each group's gradient into the pooled features kept apart when balancing
-            x = self._dense(balancer.expand(x.t()) if balancing and x.requires_grad else x.t())
-            return self._columns(self.dropout(torch.tanh(x)), layout)
-        x = self.dropout(torch.tanh(multiplied(self.hidden, x, self.multiplier)))
-        if balancing and x.requires_grad:
-            return self._columns(balancer.expand(x.t()), layout)
-        return multiplied(self.out, x, self.multiplier)
+        if balancer is not None and balancer.training and torch.is_grad_enabled() and x.requires_grad:
+            return balancer.expand(x)
+        return x
+
+    def _dense(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features (batch, hidden) -> before tanh: one shared layer's (batch, hidden), or each group's
+        dense layer (groups, hidden, batch), laid out so that the weight's gradient comes out in its own layout (at
+        hundreds of groups it is far larger than the activations)."""
+        weight, bias = self.hidden.weight, self.hidden.bias
+        if not self.per_group_dense:
+            return multiplied(weight, bias, x, self.multiplier)
+        x = self._own_copies(x.t())
+        if x.dim() == 2:  # one matmul for every group; as `nn.Linear` runs it, whose results do not depend on where
+            # the weights lie in memory (a save and load gives the same logits bit for bit)
+            dense = multiplied(weight, bias, x.t(), self.multiplier)
+            return dense.t().unflatten(0, (self.num_groups, self.hidden_size))
+        weight, bias = weight.unflatten(0, (self.num_groups, -1)), bias.view(self.num_groups, -1, 1)
+        return multiplied(weight, bias, x, self.multiplier)
+
+    def _columns(self, x: torch.Tensor, layout: GroupLayout) -> torch.Tensor:
+        """The dense features -> the logits (batch, columns): shared features (batch, hidden) through `out` at
+        once, or each group's (groups, hidden, batch) through its own rows of `out` (padded to the widest group)."""
+        if not self.per_group_dense:
+            x = self._own_copies(x.t())
+            if x.dim() == 2:
+                return multiplied(self.out.weight, self.out.bias, x.t(), self.multiplier)
+        padded, layout = layout.padded, layout.on(x.device, x.dtype)
+        index, shape = layout["index"].flatten(), (*layout["index"].shape, -1)
+        weight, bias = self.out.weight.index_select(0, index).view(shape), self.out.bias.index_select(0, index)
+        logits = multiplied(weight, bias.view(shape), x, self.multiplier)
+        logits = logits.flatten(0, 1).t()  # (batch, groups * width)
+        return logits.index_select(1, layout["positions"]) if padded else logits.contiguous()
