@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from ..hub_code.batching_multigroup import check_texts
 from ..hub_code.handler import EXAMPLE, read_request
 from .batching import MicroBatcher, split_by_length
 from .schema import openapi_schema
@@ -212,10 +213,12 @@ def _read(body: bytes, limits: Limits, query: dict | None = None) -> tuple[str |
             "(--max-texts): split them over several requests.",
             413,
         )
+    try:
+        check_texts(texts, name='"inputs"[{}]'.format)
+    except TypeError as error:
+        raise BadRequest(str(error)) from None
     for i, text in enumerate(texts):
         where = '"inputs"' if isinstance(inputs, str) else f'"inputs"[{i}]'
-        if not isinstance(text, str):
-            raise BadRequest(f"{where} is {type(text).__name__} {json.dumps(text)[:80]}; every input must be a text.")
         if len(text) > limits.max_chars:
             raise BadRequest(
                 f"{where} has {len(text):,} characters; this server takes at most {limits.max_chars:,} per text "
