@@ -120,3 +120,72 @@ def test_a_folder_exported_before_0_3_still_loads_with_multigroup(exported, tmp_
                           "AutoModel": "modeling_multigroup.BertForMultiGroupClassification"}  # fmt: skip
     (old / "config.json").write_text(json.dumps(config))
     assert_same(OnnxMultiGroupClassifier(old)(REAL_TEXTS), OnnxMultiGroupClassifier(exported / "onnx")(REAL_TEXTS))
+
+
+def test_the_runner_streams_an_iterable_in_input_order(exported):
+    onnx = OnnxMultiGroupClassifier(exported / "onnx")
+    onnx.window_batches = 1  # windows of 2 texts: the stream is read in three windows
+    streamed = onnx(iter(REAL_TEXTS), batch_size=2, top_k=None)
+    assert not isinstance(streamed, list)
+    assert_same(list(streamed), onnx(REAL_TEXTS, top_k=None))
+    with pytest.raises(ValueError, match="top_k"):  # at the call, before any text is read
+        onnx(iter(REAL_TEXTS), top_k=0)
+    with pytest.raises(TypeError, match="Input #3 is NoneType"):  # its position in the whole stream
+        list(onnx(iter([*REAL_TEXTS[:3], None]), batch_size=1))
+
+
+def _labelled(tmp_path):
+    from helpers import write_jsonl
+
+    rows = [{"id": f"r{i}", "text": text, "polarity": ["negative", "neutral", "positive"][i % 3],
+             "aspects": [["food"], ["service"], ["price"], [], ["service", "ambience"]][i], "stars": float(i)}
+            for i, text in enumerate(REAL_TEXTS)]  # fmt: skip
+    return write_jsonl(tmp_path / "labelled.jsonl", rows)
+
+
+def test_predict_with_onnx_writes_what_the_pytorch_path_writes(exported, tmp_path):
+    import json
+
+    file = _labelled(tmp_path)
+    outputs = {}
+    for name, source in {"torch": ["--model", str(exported / "model")], "onnx": ["--onnx", str(exported / "onnx")],
+                         "int8": ["--onnx", str(exported / "onnx"), "--int8"]}.items():  # fmt: skip
+        out = tmp_path / f"{name}.jsonl"
+        args = ["predict", *source, "--file", file, "--output", str(out), "--top-k", "0", "--batch-size", "2"]
+        assert main([*args, "--chunk-size", "2"]) == 0
+        outputs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert_same(outputs["onnx"], outputs["torch"])
+    int8 = OnnxMultiGroupClassifier(exported / "onnx", quantized=True)
+    int8.window_batches = 1  # the same batches as --batch-size 2 --chunk-size 2 (int8 scales follow the batch)
+    expected = [{"id": f"r{i}", **row} for i, row in enumerate(int8(iter(REAL_TEXTS), batch_size=2, top_k=None))]
+    assert_same(outputs["int8"], expected)  # the int8 graph ran
+    assert outputs["int8"][0]["stars"] != outputs["onnx"][0]["stars"]
+
+
+def test_evaluate_with_onnx_scores_as_the_pytorch_path(exported, tmp_path):
+    import json
+
+    file = _labelled(tmp_path)
+    metrics = {}
+    for name, source in {"torch": ["--model", str(exported / "model")],
+                         "onnx": ["--onnx", str(exported / "onnx")]}.items():  # fmt: skip
+        out = tmp_path / name
+        assert main(["evaluate", *source, "--file", file, "--output-dir", str(out), "--no-plots"]) == 0
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+    assert metrics["onnx"]["graph"] == "fp32" and metrics["onnx"]["model"] == str(exported / "onnx")
+    assert metrics["onnx"]["metrics"] == pytest.approx(metrics["torch"]["metrics"], abs=1e-5)
+    assert metrics["onnx"]["report"] == metrics["torch"]["report"]
+
+
+def test_onnx_flags_that_cannot_run_say_how_to_fix_them(exported, tmp_path, capsys):
+    import shutil
+
+    file = _labelled(tmp_path)
+    assert main(["predict", "--model", str(exported / "model"), "--int8", "--file", file, "--output", "o.jsonl"]) == 2
+    assert "--int8 runs an ONNX folder's int8 graph: give --onnx DIR" in capsys.readouterr().err
+    fp32_only = shutil.copytree(exported / "onnx", tmp_path / "fp32", ignore=shutil.ignore_patterns("model_int8*"))
+    assert main(["evaluate", "--onnx", str(fp32_only), "--int8", "--file", file, "--output-dir", "e"]) == 2
+    assert (
+        f"no model_int8.onnx there; write it with `multigroup export onnx --model MODEL --output {fp32_only} "
+        "--quantize`" in capsys.readouterr().err
+    )

@@ -36,6 +36,12 @@ def test_prepare_dataset_sets_the_priors_of_a_new_head_once():
     assert [group["prior"] for group in model.config.groups] == list(priors.values())
 
 
+def test_data_a_model_is_scored_on_never_sets_its_priors():
+    model = tiny_model(MIXED_GROUPS)  # a new head, saved before any training: evaluate must not fit it to the file
+    prepare_dataset(Dataset.from_list(ROWS), make_tokenizer(), model.config, training=False)
+    assert model.config.fit_priors is True and all("prior" not in group for group in model.config.groups)
+
+
 def test_the_head_adds_the_prior_logits_a_hand_computation_gives():
     model = tiny_model(MIXED_GROUPS)
     inputs = encode(make_tokenizer())

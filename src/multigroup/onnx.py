@@ -61,6 +61,8 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
         )  # fmt: skip
     model.config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
+    if (Path(model_dir) / "metrics.json").is_file():  # which files chose the thresholds: evaluate marks them
+        shutil.copyfile(Path(model_dir) / "metrics.json", output_dir / "metrics.json")
     for name in STANDALONE_FILES:
         shutil.copyfile(Path(__file__).parent / "hub_code" / name, output_dir / name)
     config_file = output_dir / "config.json"  # only the config's code is here: point at nothing else

@@ -95,9 +95,53 @@ def load_model(model_dir: str):
     return model, tokenizer
 
 
-def add_labelled_file_arguments(parser, file_help: str) -> None:
-    """The arguments of commands that score a saved model on a labelled file."""
-    parser.add_argument("--model", required=True, help="a saved multigroup model folder")
+def add_model_arguments(parser, model_help: str = "a saved multigroup model folder, or its Hub id") -> None:
+    """`--model`, or `--onnx DIR` (with `--int8`): the model a command runs, in PyTorch or in ONNX Runtime."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help=f"{model_help} (no default: give it or --onnx)")
+    source.add_argument(
+        "--onnx", metavar="DIR",
+        help="an ONNX folder written by `multigroup export onnx`, run with ONNX Runtime instead of --model: the "
+        "same labels as the model it was exported from (no default: give it or --model)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--int8", action="store_true",
+        help="with --onnx: run its int8 graph (model_int8.onnx, written by `export onnx --quantize`), faster on CPU "
+        "at the F1 change that export printed",
+    )  # fmt: skip
+
+
+def check_onnx(args) -> None:
+    """`--int8` comes with `--onnx`, and the ONNX folder holds the graph asked for: else one line saying how."""
+    from ..onnx import ONNX_FILE, QUANTIZED_FILE
+
+    if args.int8 and not args.onnx:
+        raise ValueError("--int8 runs an ONNX folder's int8 graph: give --onnx DIR (written by `export onnx`).")
+    if not args.onnx:
+        return
+    name = QUANTIZED_FILE if args.int8 else ONNX_FILE
+    if not (Path(args.onnx) / name).is_file():
+        fix = "--quantize" if args.int8 else "export"
+        raise FileNotFoundError(
+            f"--onnx {args.onnx}: no {name} there; write it with `multigroup export onnx --model MODEL --output "
+            f"{args.onnx}{' --quantize' if fix == '--quantize' else ''}`."
+        )
+
+
+def load_onnx(args, threads: int | None = None):
+    """The ONNX runner of `--onnx DIR` (its int8 graph with `--int8`)."""
+    from ..onnx import OnnxMultiGroupClassifier
+
+    check_onnx(args)
+    return OnnxMultiGroupClassifier(args.onnx, quantized=args.int8, threads=threads)
+
+
+def add_labelled_file_arguments(parser, file_help: str, onnx: bool = True) -> None:
+    """The arguments of commands that score a saved model on a labelled file (an ONNX folder too, with `onnx`)."""
+    if onnx:
+        add_model_arguments(parser, "a saved multigroup model folder")
+    else:
+        parser.add_argument("--model", required=True, help="a saved multigroup model folder")
     parser.add_argument("--file", required=True, help=file_help)
     parser.add_argument("--text-column", default="text", help="the column holding the texts")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
@@ -125,23 +169,34 @@ def report_unknown_labels(missed: dict[str, int], file: str) -> None:
 
 
 def labelled_logits(args):
-    """The model, its logits and label rows for `args.file`, and per multilabel group the gold labels the model
-    has no column for (with --unknown-labels miss, scored as misses); errors name the row or line."""
+    """The model's config, its logits and label rows for `args.file` (from `--model`, or the ONNX graph of
+    `--onnx`), and per multilabel group the gold labels the model has no column for (with --unknown-labels miss,
+    scored as misses); errors name the row or line."""
 
     from ..data import label_matrix, load_table, prepare_dataset
     from ..inference import batched_logits
     from ..metrics import unseen_label_counts
 
-    model, tokenizer = load_model(args.model)
+    onnx = getattr(args, "onnx", None)  # tune-thresholds takes --model alone
+    if onnx or getattr(args, "int8", False):
+        runner = load_onnx(args)
+        config, tokenizer = runner.config, runner.tokenizer
+    else:
+        model, tokenizer = load_model(args.model)
+        config = model.config
     table = load_table(args.file)
     ignore = args.unknown_labels == "miss"
     encoded = prepare_dataset(
-        table, tokenizer, model.config, args.text_column, ignore_unknown_labels=ignore,
-        ignore_option="--unknown-labels miss", source=args.file,
+        table, tokenizer, config, args.text_column, ignore_unknown_labels=ignore,
+        ignore_option="--unknown-labels miss", source=args.file, training=False,
     )  # fmt: skip
-    logits = batched_logits(model, tokenizer, table[args.text_column], args.batch_size, progress=True)
-    missed = unseen_label_counts(model.config, table) if ignore else {}
-    return model, logits, label_matrix(encoded), missed
+    texts = table[args.text_column]
+    if onnx:
+        logits = runner.logits(texts, args.batch_size)
+    else:
+        logits = batched_logits(model, tokenizer, texts, args.batch_size, progress=True)
+    missed = unseen_label_counts(config, table) if ignore else {}
+    return config, logits, label_matrix(encoded), missed
 
 
 def write_json(path: Path, data) -> None:

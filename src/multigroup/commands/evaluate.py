@@ -19,23 +19,24 @@ def run(args, extra: list[str]) -> int:
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
     from .common import labelled_logits, report_unknown_labels, write_json
 
-    model, logits, labels, missed = labelled_logits(args)
-    config = model.config
+    config, logits, labels, missed = labelled_logits(args)
     metrics = compute_metrics(config, logits, labels, missed=missed)
     report_unknown_labels(missed, args.file)
     report = classification_report(config, logits, labels)
     print(format_metrics_table(metrics, config) + "\n\n" + format_report(report))
 
     # The same file as one the model was tuned on keeps that mark; any other file is held out.
-    used_for = next((e["used_for"] for e in read_evaluations(args.model) if same_file(e["file"], args.file)), [])
+    source = args.model or args.onnx
+    used_for = next((e["used_for"] for e in read_evaluations(source) if same_file(e["file"], args.file)), [])
     evaluation = {"file": args.file, "split": split_name(args.file), "used_for": used_for, "metrics": metrics,
                   "unknown_labels": {"rule": args.unknown_labels, "scored_as_misses": missed}}  # fmt: skip
     if used_for:
         print(f"Note: {args.file} also chose the model's {' and '.join(used_for)}; these scores are optimistic.")
     output = Path(args.output_dir)
-    write_json(output / "metrics.json", {"model": args.model, **evaluation, "report": report})
+    backend = {"onnx": args.onnx, "graph": "int8" if args.int8 else "fp32"} if args.onnx else {}
+    write_json(output / "metrics.json", {"model": source, **backend, **evaluation, "report": report})
     written = [output / "metrics.json"]
-    if Path(args.model).is_dir():  # the card leads with held-out scores
+    if args.model and Path(args.model).is_dir():  # the card leads with held-out scores (an ONNX folder has none)
         record_evaluation(args.model, evaluation)
         written.append(Path(args.model) / "README.md")
     plotting = not args.no_plots

@@ -9,7 +9,9 @@ from pathlib import Path
 
 
 def register(parser) -> None:
-    parser.add_argument("--model", required=True, help="a saved multigroup model folder")
+    from .common import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--file", required=True, help="JSONL or CSV with a text column")
     parser.add_argument(
         "--output", required=True,
@@ -78,18 +80,14 @@ def _rows(count: int) -> str:
 
 
 def run(args, extra: list[str]) -> int:
-    from ..hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
-    from .common import load_model
-
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be a positive number of texts, got {args.chunk_size}.")
-    model, tokenizer = load_model(args.model)
-    classify = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer, batch_size=args.batch_size)
-    if args.chunk_size is not None and args.batch_size > 0:  # a bad batch size is named by the pipeline
-        classify.window_batches = -(-args.chunk_size // args.batch_size)
+    classify, windowed = _classifier(args)
+    if args.chunk_size is not None and args.batch_size > 0:  # a bad batch size is named by the classifier
+        windowed.window_batches = -(-args.chunk_size // args.batch_size)
     options = {"top_k": args.top_k or None}
     if args.threshold is not None:
         options["threshold"] = args.threshold
@@ -119,6 +117,22 @@ def run(args, extra: list[str]) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _classifier(args):
+    """`classify(texts, **options)` over `--model` (the pipeline) or `--onnx` (the ONNX runner): the same
+    predictions, streamed in input order; and the object whose `window_batches` sets the read-ahead window."""
+    from ..hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
+    from .common import check_onnx, load_model, load_onnx
+
+    check_onnx(args)
+    if args.onnx:
+        runner = load_onnx(args)
+        return lambda texts, **options: runner(texts, batch_size=args.batch_size, **options), runner
+
+    model, tokenizer = load_model(args.model)
+    pipe = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer, batch_size=args.batch_size)
+    return pipe, pipe
 
 
 def _write(classify, records, path: Path, args, options: dict, partial: Path, skipped_partial: Path):

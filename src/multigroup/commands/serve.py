@@ -10,15 +10,9 @@ import sys
 
 
 def register(parser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--model", help="a saved multigroup model folder, or its Hub id (no default: give it or --onnx)"
-    )
-    source.add_argument(
-        "--onnx",
-        metavar="DIR",
-        help="an ONNX folder written by `multigroup export onnx`, served instead of --model (no default)",
-    )
+    from .common import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000, help="the port to listen on")
     parser.add_argument("--max-batch", type=int, default=32, help="at most this many texts per forward pass")
@@ -67,17 +61,12 @@ def run(args, extra: list[str]) -> int:
 
 def check_source(args) -> None:
     """The quick checks: the ONNX folder holds a model, or `--model` names a config this machine can read."""
-    from pathlib import Path
-
-    if args.onnx:
-        if not (Path(args.onnx) / "model.onnx").is_file():
-            raise FileNotFoundError(
-                f"--onnx {args.onnx}: no model.onnx there; write it with `multigroup export onnx`."
-            )
-        return
     from .. import MultiGroupConfig
-    from .common import reading_model
+    from .common import check_onnx, reading_model
 
+    check_onnx(args)
+    if args.onnx:
+        return
     with reading_model(args.model):
         MultiGroupConfig.from_pretrained(args.model)
 
@@ -87,9 +76,9 @@ def load_backend(args):
     from ..serving.app import Backend
 
     if args.onnx:
-        from ..onnx import OnnxMultiGroupClassifier
+        from .common import load_onnx
 
-        runner = OnnxMultiGroupClassifier(args.onnx, threads=args.threads)
+        runner = load_onnx(args, threads=args.threads)
         return Backend(args.onnx, runner.config, runner.tokenizer, runner.run, runner.max_length, "np")
     import torch
     from transformers.utils.logging import disable_progress_bar

@@ -9,7 +9,7 @@ from .common import add_threshold_rule_argument
 def register(parser) -> None:
     from .common import add_labelled_file_arguments
 
-    add_labelled_file_arguments(parser, "labelled validation data (never the test set)")
+    add_labelled_file_arguments(parser, "labelled validation data (never the test set)", onnx=False)
     parser.add_argument("--output-dir", help="where to save the tuned model (default: update --model in place)")
     add_threshold_rule_argument(parser)
     parser.add_argument("--per-group", action="store_true", help="the same as --thresholds per_group")
@@ -20,8 +20,7 @@ def run(args, extra: list[str]) -> int:
     from ..metrics import compute_metrics
     from .common import apply_threshold_rule, labelled_logits
 
-    model, logits, labels, missed = labelled_logits(args)
-    config = model.config
+    config, logits, labels, missed = labelled_logits(args)
     if not any(group["type"] == "multilabel" for group in config.groups):
         raise ValueError(f"The model has no multilabel group to tune; its groups are {config.group_names}.")
     apply_threshold_rule(config, logits, labels, "per_group" if args.per_group else args.thresholds, args.file)

@@ -123,6 +123,7 @@ def prepare_dataset(
     ignore_unknown_labels: bool = False,
     ignore_option: str | None = "ignore_unknown_labels=True",
     source: str | Path | None = None,
+    training: bool = True,
 ) -> Dataset:
     """Tokenize `text_column` and encode the group columns into `labels`; pad later with `DataCollatorWithPadding`.
 
@@ -134,8 +135,8 @@ def prepare_dataset(
     `source`: the file `dataset` was read from with `load_table`, unchanged; errors then say `FILE, line N` as an
     editor numbers lines (`FILE, row N` for parquet). Without it they say `Row N (1-based)`: `dataset[N - 1]`.
 
-    For a new head (`config.fit_priors`), the labels also set each group's `prior` (`fit_label_priors`): pass the
-    training data first.
+    For a new head (`config.fit_priors`), the labels of training data also set each group's `prior`
+    (`fit_label_priors`): pass the training data first, and `training=False` for data the model is scored on.
 
     On a table read with `load_table` the result is an Arrow file beside the table's, in the cache, written a batch
     at a time: the same file, tokenizer and groups are tokenized once, and a later run reads it back.
@@ -162,7 +163,7 @@ def prepare_dataset(
         return {**encoded, "labels": labels}
 
     prepared = dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
-    if config.fit_priors:  # a new head's first data, its training data: where its logits start
+    if training and config.fit_priors:  # a new head's first data, its training data: where its logits start
         from ..training import fit_label_priors
 
         fit_label_priors(config, label_matrix(prepared))

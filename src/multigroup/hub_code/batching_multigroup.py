@@ -8,11 +8,15 @@ travels with saved models and ONNX folders: it imports only the standard library
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence, Sized
+from itertools import islice
 
 # On an accelerator, a background thread reads and tokenizes this many batches ahead while the model runs the current
 # one. On CPU the forward already keeps the cores busy and the thread gains nothing (scripts/bench_pipeline_inputs.py):
 # there each batch is tokenized in turn.
 READ_AHEAD = 2
+# A stream is read this many batches at a time; texts are sorted by length within that window, so that texts of
+# similar length share a batch (little padding), and results are given back in input order.
+WINDOW_BATCHES = 64
 
 
 def check_texts(texts: Sequence, start: int = 0, name: Callable[[int], str] = "Input #{}".format) -> Sequence[str]:
@@ -27,6 +31,22 @@ def check_texts(texts: Sequence, start: int = 0, name: Callable[[int], str] = "I
                 f"none).{hint}"
             )
     return texts
+
+
+def windows(stream: Iterator, size: int) -> Iterator[list[str]]:
+    """The stream's texts in lists of `size` (the last one shorter), read one list at a time so that memory stays
+    flat; each is checked (`check_texts`), an error naming the text by its position in the whole stream.
+
+    ```python
+    >>> [len(texts) for texts in windows(iter(["a", "bb", "c"]), 2)]
+    [2, 1]
+
+    ```
+    """
+    start = 0
+    while texts := check_texts(list(islice(stream, size)), start):
+        yield texts
+        start += len(texts)
 
 
 def by_length(items: Sequence[Sized]) -> list[int]:

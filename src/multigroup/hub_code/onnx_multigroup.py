@@ -14,15 +14,15 @@ clf(["Great food, slow service."], top_k=None)
 ```
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 try:  # inside the multigroup package
-    from .batching_multigroup import check_texts, length_batches
+    from .batching_multigroup import WINDOW_BATCHES, check_texts, length_batches, windows
 except ImportError:  # from an ONNX folder put on sys.path, where this file is a top-level module
-    from batching_multigroup import check_texts, length_batches
+    from batching_multigroup import WINDOW_BATCHES, check_texts, length_batches, windows
 
 ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_int8.onnx"
 
@@ -35,6 +35,8 @@ class OnnxMultiGroupClassifier:
         quantized: use `model_int8.onnx` instead of `model.onnx`.
         threads: ONNX Runtime intra-op threads (default: its own choice).
     """
+
+    window_batches = WINDOW_BATCHES  # a stream's texts read and sorted by length together, in batches
 
     def __init__(self, path: str | Path, quantized: bool = False, threads: int | None = None):
         import onnxruntime
@@ -77,12 +79,23 @@ class OnnxMultiGroupClassifier:
         return self.session.run(["logits"], {name: batch[name].astype(np.int64) for name in self.input_names})[0]
 
     def __call__(
-        self, inputs: str | list[str], batch_size: int = 32, top_k: int | None = 1, threshold=None, groups=None
-    ):
-        if not isinstance(inputs, (str, list, tuple)):
+        self, inputs: str | Iterable[str], batch_size: int = 32, top_k: int | None = 1, threshold=None, groups=None
+    ) -> dict | list[dict] | Iterator[dict]:
+        """Like the pipeline: a string gives one prediction, a list or tuple a list of them, any other iterable
+        (a generator, a file's lines) an iterator over them in input order, read `WINDOW_BATCHES` batches at a time
+        so that memory stays flat. Bad options raise here, before any text is read."""
+        if isinstance(inputs, (bytes, dict)) or not isinstance(inputs, (str, Iterable)):
             raise TypeError(f"Give a string or a list of strings, got {type(inputs).__name__} {inputs!r}.")
-        texts = check_texts([inputs] if isinstance(inputs, str) else list(inputs))
-        if not texts:
-            return []
-        rows = self.config.decode(self.logits(texts, batch_size), top_k=top_k, threshold=threshold, groups=groups)
-        return rows[0] if isinstance(inputs, str) else rows
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        options = {"top_k": top_k, "threshold": threshold, "groups": groups}
+        self.config.check_options(**options)
+        if isinstance(inputs, (str, list, tuple)):
+            texts = check_texts([inputs] if isinstance(inputs, str) else list(inputs))
+            rows = self.config.decode(self.logits(texts, batch_size), **options) if texts else []
+            return rows[0] if isinstance(inputs, str) else rows
+        return self._stream(iter(inputs), batch_size, options)
+
+    def _stream(self, stream: Iterator, batch_size: int, options: dict) -> Iterator[dict]:
+        for texts in windows(stream, batch_size * self.window_batches):
+            yield from self.config.decode(self.logits(texts, batch_size), **options)

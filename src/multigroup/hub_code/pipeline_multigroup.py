@@ -8,23 +8,19 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from itertools import islice
 from typing import Any
 
 import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .batching_multigroup import batches_ahead, by_length, check_texts, read_ahead
+from .batching_multigroup import WINDOW_BATCHES, batches_ahead, by_length, check_texts, read_ahead, windows
 from .card_multigroup import PIPELINE_TASK, push_to_hub_with_card
 from .versions_multigroup import make_portable
 
 _UNSET = object()
 
 
-# A stream is read this many batches at a time; texts are sorted by length within that window, so that texts of
-# similar length share a batch (little padding), and results are given back in input order.
-WINDOW_BATCHES = 64
 # One lock per tokenizer: a background thread tokenizes while no other does (a Rust tokenizer whose settings change
 # during another thread's call raises "Already borrowed"). Kept here, not on the pipeline, which stays picklable.
 _TOKENIZER_LOCKS: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
@@ -115,15 +111,13 @@ class MultiGroupClassificationPipeline(Pipeline):
 
         def encoded() -> Iterator:
             """Per window: its length order and batch count, then each batch's model inputs."""
-            start = 0
-            while texts := check_texts(list(islice(stream, window)), start):
+            for texts in windows(stream, window):
                 order = by_length(texts)
                 yield order, -(-len(texts) // batch_size)
                 for s in range(0, len(texts), batch_size):
                     with lock:
                         inputs = self.preprocess([texts[i] for i in order[s : s + batch_size]], **preprocess_params)
                     yield inputs
-                start += len(texts)
 
         items = read_ahead(encoded(), batches_ahead(self.read_ahead, self.device))
         for order, count in items:
