@@ -181,10 +181,27 @@ def test_onnx_flags_that_cannot_run_say_how_to_fix_them(exported, tmp_path, caps
     import shutil
 
     file = _labelled(tmp_path)
-    assert main(["predict", "--model", str(exported / "model"), "--int8", "--file", file, "--output", "o.jsonl"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(exported / "model"),
+                "--int8",
+                "--file",
+                file,
+                "--output",
+                str(tmp_path / "o.jsonl"),
+            ]
+        )
+        == 2
+    )
     assert "--int8 runs an ONNX folder's int8 graph: give --onnx DIR" in capsys.readouterr().err
     fp32_only = shutil.copytree(exported / "onnx", tmp_path / "fp32", ignore=shutil.ignore_patterns("model_int8*"))
-    assert main(["evaluate", "--onnx", str(fp32_only), "--int8", "--file", file, "--output-dir", "e"]) == 2
+    assert (
+        main(["evaluate", "--onnx", str(fp32_only), "--int8", "--file", file, "--output-dir", str(tmp_path / "e")])
+        == 2
+    )
     assert (
         f"no model_int8.onnx there; write it with `multigroup export onnx --model MODEL --output {fp32_only} "
         "--quantize`" in capsys.readouterr().err
