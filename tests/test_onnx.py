@@ -206,3 +206,72 @@ def test_onnx_flags_that_cannot_run_say_how_to_fix_them(exported, tmp_path, caps
         f"no model_int8.onnx there; write it with `multigroup export onnx --model MODEL --output {fp32_only} "
         "--quantize`" in capsys.readouterr().err
     )
+
+
+def test_export_with_a_check_file_reports_what_evaluate_measures(exported, tmp_path, capsys):
+    import json
+
+    from multigroup.onnx import RECIPES
+
+    file = _labelled(tmp_path)
+    out = tmp_path / "onnx"
+    args = ["export", "onnx", "--model", str(exported / "model"), "--output", str(out), "--quantize"]
+    assert main([*args, "--check-file", file]) == 0
+    report = json.loads((out / "int8.json").read_text())
+    assert report["recipe"] in RECIPES and report["file"] == file and report["budget"] == 0.005
+    assert list(report["tried"])[0] == RECIPES[0] and report["within_budget"] == (
+        report["tried"][report["recipe"]] <= 0.005
+    )
+    printed = capsys.readouterr().out
+    assert f"int8 ({report['recipe']}) against fp32 on {file}" in printed
+    scores = {}
+    for graph in ("fp32", "int8"):
+        flags = ["--int8"] if graph == "int8" else []
+        assert main(["evaluate", "--onnx", str(out), *flags, "--file", file, "--output-dir", str(tmp_path / graph),
+                     "--no-plots"]) == 0  # fmt: skip
+        scores[graph] = json.loads((tmp_path / graph / "metrics.json").read_text())["metrics"]
+    assert set(report["groups"]) == {"polarity", "aspects"}
+    for group, kinds in report["groups"].items():
+        for kind, (fp32, int8) in kinds.items():
+            assert fp32 == pytest.approx(scores["fp32"][f"{group}_{kind}"], abs=1e-4)
+            assert int8 == pytest.approx(scores["int8"][f"{group}_{kind}"], abs=1e-4)
+
+
+def test_the_slower_recipe_keeps_the_feed_forward_outputs_in_fp32(exported, tmp_path):
+    import shutil
+
+    import onnx
+
+    from multigroup.onnx import _quantize
+
+    folder = shutil.copytree(exported / "onnx", tmp_path / "onnx")
+    counts = {}
+    for recipe in ("matmul", "matmul-ffn-out-fp32"):
+        _quantize(folder, recipe)
+        graph = onnx.load(str(folder / "model_int8.onnx")).graph
+        counts[recipe] = {op: sum(node.op_type == op for node in graph.node) for op in ("MatMul", "MatMulInteger")}
+        ffn_out = [node for node in graph.node if "/output/dense/" in node.name and "attention" not in node.name]
+        assert ffn_out and all(
+            (node.op_type == "MatMul") == (recipe == "matmul-ffn-out-fp32")
+            for node in ffn_out
+            if "MatMul" in node.op_type
+        )
+    layers = 6  # MiniLM: one feed-forward output projection per layer leaves int8
+    assert counts["matmul-ffn-out-fp32"]["MatMulInteger"] == counts["matmul"]["MatMulInteger"] - layers
+
+
+def test_a_check_file_needs_quantize(exported, tmp_path, capsys):
+    file = _labelled(tmp_path)
+    args = [
+        "export",
+        "onnx",
+        "--model",
+        str(exported / "model"),
+        "--output",
+        str(tmp_path / "o"),
+        "--check-file",
+        file,
+    ]
+    assert main(args) == 2
+    assert "--check-file measures the int8 graph: add --quantize." in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -5,13 +5,14 @@ Example (needs a saved model folder; `multigroup export onnx` does the first ste
 ```python
 from multigroup.onnx import OnnxMultiGroupClassifier, export_onnx
 
-export_onnx("my-model", "my-model-onnx", quantize=True)
+export_onnx("my-model", "my-model-onnx", quantize=True, check_file="validation.jsonl")
 clf = OnnxMultiGroupClassifier("my-model-onnx")
 clf(["Great food, slow service."], top_k=None)  # the same answer as the pipeline's
 ```
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -34,11 +35,30 @@ class _LogitsOnly(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
 
-def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, quantize: bool = False) -> Path:
+# int8 recipes, fastest first. Each quantizes the encoder's MatMul weights per output channel (activations per
+# batch, at run time) and keeps the embeddings' lookup in fp32: quantizing the embeddings or every weight with one
+# scale cost up to 0.025 F1 on SemEval. The second also keeps the feed-forward output projections in fp32 (their
+# inputs carry the activation outliers), ~1.3x slower at batch 32. scripts/bench_int8.py measures them.
+RECIPES = ("matmul", "matmul-ffn-out-fp32")
+MAX_F1_DROP = 0.005  # the int8 graph's budget on a check file, per group, micro and macro F1
+INT8_REPORT = "int8.json"
+
+
+def export_onnx(
+    model_dir: str | Path,
+    output_dir: str | Path,
+    opset: int = 17,
+    quantize: bool = False,
+    check_file: str | Path | None = None,
+    text_column: str = "text",
+) -> Path:
     """Write `model.onnx` (dynamic batch and sequence length, one `logits` output), the config, the tokenizer and
     the code to run them without multigroup (`onnx_multigroup.py` and the config's code files).
 
-    With `quantize=True`, also `model_int8.onnx` (dynamic int8 quantization of the weights).
+    With `quantize=True`, also `model_int8.onnx` (int8 weights, `RECIPES[0]`). With a labelled `check_file` as
+    well, each recipe is tried fastest first and the first whose every group keeps micro and macro F1 within
+    `MAX_F1_DROP` of the fp32 graph on that file is kept; if none does, the one that drops least is kept and the
+    report says so. The measurement goes to `int8.json` in `output_dir` (see `quantize_onnx`).
     """
     from transformers import AutoTokenizer
 
@@ -72,10 +92,83 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, opset: int = 17, 
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     make_portable(output_dir)
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(output_dir / ONNX_FILE), str(output_dir / QUANTIZED_FILE), weight_type=QuantType.QInt8)
+        quantize_onnx(output_dir, check_file, text_column)
+    elif check_file is not None:
+        raise ValueError("check_file measures the int8 graph: pass quantize=True with it.")
     return output_dir / ONNX_FILE
 
 
-__all__ = ["ONNX_FILE", "QUANTIZED_FILE", "OnnxMultiGroupClassifier", "export_onnx"]
+def quantize_onnx(folder: str | Path, check_file: str | Path | None = None, text_column: str = "text") -> dict:
+    """Write `model_int8.onnx` beside `model.onnx` and return what was measured (also written to `int8.json`):
+    `{"recipe", "file", "budget", "within_budget", "groups": {group: {"f1_micro": [fp32, int8], ...}}, "tried":
+    {recipe: worst drop}}`.
+    Without `check_file`, the first recipe and no measurement (`file`, `within_budget` None)."""
+    folder = Path(folder)
+    tried = {}
+    if check_file is None:
+        recipe = RECIPES[0]
+        _quantize(folder, recipe)
+    else:
+        scored = _labelled(folder, check_file, text_column)
+        for recipe in RECIPES:
+            _quantize(folder, recipe)
+            tried[recipe] = _f1_drops(folder, *scored)
+            if _worst(tried[recipe]) <= MAX_F1_DROP:
+                break
+        recipe = min(tried, key=lambda name: _worst(tried[name]))  # the first within budget, else the least drop
+        if recipe != list(tried)[-1]:
+            _quantize(folder, recipe)  # a later recipe's graph was the last written: write the kept one back
+    report = {
+        "recipe": recipe, "file": None if check_file is None else str(check_file), "budget": MAX_F1_DROP,
+        "within_budget": None if check_file is None else _worst(tried[recipe]) <= MAX_F1_DROP,
+        "groups": tried.get(recipe, {}), "tried": {name: _worst(drops) for name, drops in tried.items()},
+    }  # fmt: skip
+    (folder / INT8_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def _quantize(folder: Path, recipe: str) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = folder / ONNX_FILE
+    keep = []
+    if recipe == "matmul-ffn-out-fp32":
+        keep = [node.name for node in onnx.load(str(source)).graph.node if node.op_type == "MatMul"
+                and _FFN_OUTPUT.search(node.name) and "attention" not in node.name]  # fmt: skip
+    quantize_dynamic(
+        str(source), str(folder / QUANTIZED_FILE), weight_type=QuantType.QInt8, per_channel=True,
+        op_types_to_quantize=["MatMul", "Gemm", "Attention"], nodes_to_exclude=keep,
+    )  # fmt: skip
+
+
+# The feed-forward output projection of each layer, as torch.onnx names it: BERT-like `layer.N/output/dense`,
+# DistilBERT `ffn/lin2`, ELECTRA and DeBERTa as BERT.
+_FFN_OUTPUT = re.compile(r"/output/dense/|/ffn/lin2/")
+
+
+def _labelled(folder: Path, file, text_column: str):
+    from .data import labelled_file
+
+    runner = OnnxMultiGroupClassifier(folder)
+    texts, labels, missed = labelled_file(file, runner.tokenizer, runner.config, text_column)
+    return runner.config, runner.logits(texts), texts, labels, missed
+
+
+def _f1_drops(folder: Path, config, fp32_logits, texts, labels, missed) -> dict:
+    from .metrics import compute_metrics
+
+    int8_logits = OnnxMultiGroupClassifier(folder, quantized=True).logits(texts)
+    scores = [compute_metrics(config, logits, labels, missed=missed) for logits in (fp32_logits, int8_logits)]
+    return {
+        group["name"]: {f"f1_{kind}": [round(score[f"{group['name']}_f1_{kind}"], 4) for score in scores]
+                        for kind in ("micro", "macro")}
+        for group in config.groups if group["type"] != "regression"
+    }  # fmt: skip
+
+
+def _worst(drops: dict) -> float:
+    return round(max(fp32 - int8 for group in drops.values() for fp32, int8 in group.values()), 4)
+
+
+__all__ = ["ONNX_FILE", "QUANTIZED_FILE", "RECIPES", "OnnxMultiGroupClassifier", "export_onnx", "quantize_onnx"]

@@ -173,9 +173,8 @@ def labelled_logits(args):
     `--onnx`), and per multilabel group the gold labels the model has no column for (with --unknown-labels miss,
     scored as misses); errors name the row or line."""
 
-    from ..data import label_matrix, load_table, prepare_dataset
+    from ..data import labelled_file
     from ..inference import batched_logits
-    from ..metrics import unseen_label_counts
 
     onnx = getattr(args, "onnx", None)  # tune-thresholds takes --model alone
     if onnx or getattr(args, "int8", False):
@@ -184,19 +183,14 @@ def labelled_logits(args):
     else:
         model, tokenizer = load_model(args.model)
         config = model.config
-    table = load_table(args.file)
-    ignore = args.unknown_labels == "miss"
-    encoded = prepare_dataset(
-        table, tokenizer, config, args.text_column, ignore_unknown_labels=ignore,
-        ignore_option="--unknown-labels miss", source=args.file, training=False,
-    )  # fmt: skip
-    texts = table[args.text_column]
+    texts, labels, missed = labelled_file(
+        args.file, tokenizer, config, args.text_column, args.unknown_labels, option="--unknown-labels miss"
+    )
     if onnx:
         logits = runner.logits(texts, args.batch_size)
     else:
         logits = batched_logits(model, tokenizer, texts, args.batch_size, progress=True)
-    missed = unseen_label_counts(config, table) if ignore else {}
-    return config, logits, label_matrix(encoded), missed
+    return config, logits, labels, missed
 
 
 def write_json(path: Path, data) -> None:

@@ -19,7 +19,7 @@ Examples:
 ```
 """
 
-from .groups import infer_groups, label_matrix, prepare_dataset
+from .groups import infer_groups, label_matrix, labelled_file, prepare_dataset
 from .readers import SUPPORTED_SUFFIXES, iter_csv, iter_jsonl, iter_records, locate
 from .tables import CSV_LISTS, load_table
 
@@ -31,6 +31,7 @@ __all__ = [
     "iter_jsonl",
     "iter_records",
     "label_matrix",
+    "labelled_file",
     "load_table",
     "locate",
     "prepare_dataset",

@@ -114,6 +114,36 @@ def label_matrix(dataset: Dataset, column: str = "labels") -> np.ndarray:
     return matrix if matrix is not None else np.zeros((0, 0), dtype=np.float32)
 
 
+def labelled_file(
+    file: str | Path,
+    tokenizer,
+    config: MultiGroupConfig,
+    text_column: str = "text",
+    unknown_labels: str = "miss",
+    option: str | None = "unknown_labels='miss'",
+) -> tuple[list[str], np.ndarray, dict[str, int]]:
+    """The texts, label matrix and, per multilabel group, the count of gold labels the model has no column for, of
+    a labelled file a model is scored on (never fitting a new head's priors to it).
+
+    `unknown_labels="miss"` drops those labels from the matrix and counts them (pass the counts as
+    `compute_metrics(..., missed=...)` to score them as misses, as SemEval's scorer does); `"error"` raises at the
+    first, naming its line and suggesting `option` (the CLI names its flag).
+    """
+    from ..metrics import unseen_label_counts
+    from .tables import load_table
+
+    if unknown_labels not in ("miss", "error"):
+        raise ValueError(f"unknown_labels must be 'miss' or 'error', got {unknown_labels!r}.")
+    table = load_table(file)
+    ignore = unknown_labels == "miss"
+    encoded = prepare_dataset(
+        table, tokenizer, config, text_column, ignore_unknown_labels=ignore, ignore_option=option, source=file,
+        training=False,
+    )  # fmt: skip
+    missed = unseen_label_counts(config, table) if ignore else {}
+    return table[text_column], label_matrix(encoded), missed
+
+
 def prepare_dataset(
     dataset: Dataset,
     tokenizer,
