@@ -417,6 +417,37 @@ def test_predict_on_error_skip_sets_bad_rows_aside_with_their_lines(trained, tmp
     assert "none of its 1 row has a string `body` (the first has columns ['text'])" in capsys.readouterr().err
 
 
+def test_predict_parquet_holds_the_jsonl_predictions_as_columns(trained, tmp_path, capsys):
+    """`--output x.parquet`: one row per text, in input order, the JSONL lines' predictions as columns."""
+    import pyarrow.parquet as pq
+
+    from multigroup.inference import prediction_columns
+
+    _, output = trained
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS[:7]) + '{"id": "x", "text": null}\n')
+    for options in (["--chunk-size", "2", "--threshold", "0.3"], ["--top-k", "0"]):
+        jsonl, parquet = tmp_path / "out.jsonl", tmp_path / "out.parquet"
+        for out in (jsonl, parquet):
+            assert _predict(output, source, out, "--on-error", "skip", *options) == 0
+        lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        want = {"id": [line.pop("id") for line in lines], **prediction_columns(lines)}
+        table = pq.read_table(parquet)
+        assert table.column_names == list(want)
+        assert table.to_pydict() == want  # scores too, exactly: JSON writes a float32's value and reads it back
+        assert [json.loads(line)["line"] for line in (tmp_path / "out.skipped.jsonl").read_text().splitlines()] == [8]
+    assert "Skipped 1 row (line 8)" in capsys.readouterr().err
+
+    source.write_text('{"id": 1, "text": "bad"}\n{"id": "b", "text": "good"}\n')  # a column holds one type
+    assert _predict(output, source, tmp_path / "mixed.parquet") == 2
+    assert "--id-column id: a parquet column holds one type, and the ids of rows 1-2 do not fit" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "mixed.parquet").exists()
+    assert _predict(output, source, tmp_path / "out.txt") == 2
+    assert "predict writes .jsonl or .parquet files, got '.txt'" in capsys.readouterr().err
+
+
 def test_predict_csv_ids_are_the_lines_records_start_on(trained, tmp_path, capsys):
     _, output = trained
     source, out = tmp_path / "in.csv", tmp_path / "out.jsonl"

@@ -343,3 +343,34 @@ def test_decode_leaves_the_garbage_collector_as_it_found_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _same_cells(got, want) -> bool:
+    """Equal, NaN equal to NaN, lists element by element."""
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(_same_cells, got, want))
+    if isinstance(want, float) and math.isnan(want):
+        return isinstance(got, float) and math.isnan(got)
+    return type(got) is type(want) and got == want
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_prediction_table_holds_the_decoded_rows_as_columns(seed):
+    """The bulk output (`predict --output x.parquet`) is `prediction_columns(decode(...))`, built from tensors."""
+    from multigroup.inference import prediction_columns, prediction_table
+
+    rng = random.Random(3000 + seed)
+    config = random_config(rng, max_groups=30)
+    logits = random_logits(rng, rng.choice([0, 1, 6, 33]), config.num_columns).float()
+    if seed % 4 == 0:
+        logits[torch.rand(logits.shape, generator=torch.Generator().manual_seed(seed)) < 0.1] = float("nan")
+    threshold, _ = random_arguments(rng, config)
+    for top_k in (1, None, 2):
+        table = prediction_table(config, logits, top_k=top_k, threshold=threshold)
+        want = prediction_columns(config.decode(logits, top_k=top_k, threshold=threshold))
+        assert table.num_rows == len(logits), (seed, top_k)
+        if len(logits):
+            got = table.to_pydict()
+            assert list(got) == list(want), (seed, top_k)
+            for name, column in want.items():
+                assert _same_cells(got[name], column), (seed, top_k, name)

@@ -162,6 +162,24 @@ def test_predict_with_onnx_writes_what_the_pytorch_path_writes(exported, tmp_pat
     assert outputs["int8"][0]["stars"] != outputs["onnx"][0]["stars"]
 
 
+def test_predict_parquet_with_onnx_holds_the_pytorch_columns(exported, tmp_path):
+    import pyarrow.parquet as pq
+
+    file = _labelled(tmp_path)
+    tables = {}
+    for name, source in {"torch": ["--model", str(exported / "model")],
+                         "onnx": ["--onnx", str(exported / "onnx")]}.items():  # fmt: skip
+        out = tmp_path / f"{name}.parquet"
+        assert main(["predict", *source, "--file", file, "--output", str(out), "--batch-size", "2"]) == 0
+        tables[name] = pq.read_table(out).to_pydict()
+    assert list(tables["onnx"]) == ["id", "polarity", "polarity_score", "aspects", "aspects_scores", "stars"]
+    for name, column in tables["torch"].items():
+        if name in ("polarity", "aspects", "id"):
+            assert tables["onnx"][name] == column, name
+        else:
+            assert np.allclose(np.hstack(tables["onnx"][name]), np.hstack(column), atol=1e-4), name
+
+
 def test_evaluate_with_onnx_scores_as_the_pytorch_path(exported, tmp_path):
     import json
 

@@ -66,3 +66,43 @@ def prediction_columns(rows: Sequence[dict]) -> dict[str, list]:
             for name, value in cells.items():
                 columns.setdefault(name, []).append(value)
     return columns
+
+
+def prediction_table(config, logits, top_k: int | None = 1, threshold: float | dict | None = None):
+    """`config.decode(logits, top_k, threshold)` as a `pyarrow.Table` in the schema of `prediction_columns`, built
+    from the decision tensors (`config.group_predictions`) with no Python object per label: the bulk output of
+    `multigroup predict --output FILE.parquet`. Other `top_k` than 1 go through `decode`, as lists.
+
+    ```python
+    >>> from multigroup import MultiGroupConfig
+    >>> config = MultiGroupConfig(groups=[{"name": "polarity", "type": "multiclass", "labels": ["neg", "pos"]},
+    ...                                   {"name": "aspects", "type": "multilabel", "labels": ["food", "price"]}])
+    >>> prediction_table(config, [[0.0, 2.0, 3.0, 1.0], [1.0, 0.0, -3.0, -1.0]]).to_pydict()["aspects"]
+    [['food', 'price'], []]
+
+    ```
+    """
+    import pyarrow as pa
+
+    from .hub_code.decoding_multigroup import _ranked
+
+    if top_k != 1:
+        return pa.table(prediction_columns(config.decode(logits, top_k=top_k, threshold=threshold)))
+    decided = config.group_predictions(logits, threshold)
+    columns = {}
+    for group in config.groups:
+        name, part = group["name"], decided[group["name"]]
+        labels = pa.array(group["labels"], pa.string())
+        if group["type"] == "regression":
+            columns[name] = pa.array(part["values"].numpy())
+        elif group["type"] == "multiclass":
+            index = part["index"][:, None]
+            columns[name] = labels.take(pa.array(index.squeeze(1).numpy()))
+            columns[f"{name}_score"] = pa.array(part["scores"].gather(-1, index).squeeze(1).numpy())
+        else:  # the labels that passed, best first, as one flat run of values cut into rows by offsets
+            scores, order = _ranked(part["scores"])
+            kept = part["selected"].gather(-1, order).numpy()
+            offsets = pa.array(np.concatenate([[0], kept.sum(-1).cumsum()]).astype(np.int32))
+            columns[name] = pa.ListArray.from_arrays(offsets, labels.take(pa.array(order.numpy()[kept])))
+            columns[f"{name}_scores"] = pa.ListArray.from_arrays(offsets, pa.array(scores.numpy()[kept]))
+    return pa.table(columns)

@@ -38,7 +38,7 @@ class _LogitsOnly(torch.nn.Module):
 # int8 recipes, fastest first. Each quantizes the encoder's MatMul weights per output channel (activations per
 # batch, at run time) and keeps the embeddings' lookup in fp32: quantizing the embeddings or every weight with one
 # scale cost up to 0.025 F1 on SemEval. The second also keeps the feed-forward output projections in fp32 (their
-# inputs carry the activation outliers), ~1.3x slower at batch 32. scripts/bench_int8.py measures them.
+# inputs carry the activation outliers), ~1.3x slower at batch 32. scripts/bench_onnx.py measures them.
 RECIPES = ("matmul", "matmul-ffn-out-fp32")
 MAX_F1_DROP = 0.005  # the int8 graph's budget on a check file, per group, micro and macro F1
 INT8_REPORT = "int8.json"

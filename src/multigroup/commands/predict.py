@@ -1,4 +1,5 @@
-"""Predict every group for each text of a JSONL or CSV file, streamed in chunks; one JSON line per input."""
+"""Predict every group for each text of a JSONL or CSV file, streamed in chunks; one JSON line (or parquet row) per
+input."""
 
 import json
 import os
@@ -16,9 +17,12 @@ def register(parser) -> None:
     parser.add_argument(
         "--output", required=True,
         help='JSONL written, one line per text, in input order (rows set aside by --on-error skip are left out and '
-        'listed in OUTPUT.skipped.jsonl): {"id": ..., "<group>": ..., ...} with each '
+        'listed in OUTPUT_STEM.skipped.jsonl): {"id": ..., "<group>": ..., ...} with each '
         'group\'s prediction under its name: multiclass {"label", "score"}, multilabel the list of {"label", '
-        '"score"} at or above their threshold, best first, regression {"value"}',
+        '"score"} at or above their threshold, best first, regression {"value"}. A name ending in .parquet writes '
+        'columns instead, one row per text, built without a Python object per label (the bulk output for many '
+        'groups): id, then per multiclass group <group> (label) and <group>_score, per multilabel group <group> '
+        '(list of labels, best first) and <group>_scores, per regression group <group> (value)',
     )  # fmt: skip
     parser.add_argument("--text-column", default="text", help="the column holding the texts")
     parser.add_argument("--id-column", default="id", help="copied to the output; the line number when absent")
@@ -85,20 +89,27 @@ def run(args, extra: list[str]) -> int:
         raise FileNotFoundError(f"No such file: {path}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be a positive number of texts, got {args.chunk_size}.")
-    classify, windowed = _classifier(args)
+    output = Path(args.output)
+    if output.suffix.lower() not in (".jsonl", ".json", ".parquet"):
+        raise ValueError(f"--output {output}: predict writes .jsonl or .parquet files, got {output.suffix!r}.")
+    runner = _Runner(args)
     if args.chunk_size is not None and args.batch_size > 0:  # a bad batch size is named by the classifier
-        windowed.window_batches = -(-args.chunk_size // args.batch_size)
+        runner.windowed.window_batches = -(-args.chunk_size // args.batch_size)
     options = {"top_k": args.top_k or None}
     if args.threshold is not None:
         options["threshold"] = args.threshold
+    runner.config.check_options(**options)
     records, count = read_records(path), 0
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")  # renamed at the end: a failed run leaves OUTPUT as it was
     skipped_path = output.with_name(f"{output.stem}.skipped.jsonl")
     skipped_partial = output.with_name(f".{skipped_path.name}.partial")
     try:
-        count, skipped, empty = _write(classify, records, path, args, options, partial, skipped_partial)
+        if output.suffix.lower() == ".parquet":
+            emit = _parquet(runner, options, partial, args.id_column)
+        else:
+            emit = _jsonl(runner, options, partial)
+        count, skipped, empty = _write(emit, records, path, args, skipped_partial)
         os.replace(partial, output)
         if skipped:
             os.replace(skipped_partial, skipped_path)
@@ -119,28 +130,92 @@ def run(args, extra: list[str]) -> int:
     return 0
 
 
-def _classifier(args):
-    """`classify(texts, **options)` over `--model` (the pipeline) or `--onnx` (the ONNX runner): the same
-    predictions, streamed in input order; and the object whose `window_batches` sets the read-ahead window."""
-    from ..hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
-    from .common import check_onnx, load_model, load_onnx
+class _Runner:
+    """The model `--model` (the pipeline) or `--onnx` (the ONNX runner) names: `classify(texts, **options)` streams
+    predictions in input order, `logits(texts)` gives a list's logits, `windowed.window_batches` sets the read-ahead
+    window; the same predictions either way."""
 
-    check_onnx(args)
-    if args.onnx:
-        runner = load_onnx(args)
-        return lambda texts, **options: runner(texts, batch_size=args.batch_size, **options), runner
+    def __init__(self, args):
+        from ..hub_code.pipeline_multigroup import MultiGroupClassificationPipeline
+        from ..inference import batched_logits
+        from .common import check_onnx, load_model, load_onnx
 
-    model, tokenizer = load_model(args.model)
-    pipe = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer, batch_size=args.batch_size)
-    return pipe, pipe
+        check_onnx(args)
+        self.batch_size = args.batch_size
+        if args.onnx:
+            self.windowed = runner = load_onnx(args)
+            self.config = runner.config
+            self.classify = lambda texts, **options: runner(texts, batch_size=self.batch_size, **options)
+            self.logits = lambda texts: runner.logits(texts, self.batch_size)
+            return
+        model, tokenizer = load_model(args.model)
+        self.windowed = self.classify = MultiGroupClassificationPipeline(
+            model=model, tokenizer=tokenizer, batch_size=args.batch_size
+        )
+        self.config = model.config
+        self.logits = lambda texts: batched_logits(model, tokenizer, texts, self.batch_size)
+
+    @property
+    def window(self) -> int:
+        return self.batch_size * self.windowed.window_batches
 
 
-def _write(classify, records, path: Path, args, options: dict, partial: Path, skipped_partial: Path):
+def _jsonl(runner: _Runner, options: dict, partial: Path):
+    """Writes one JSON line per prediction as the model streams them; returns how many."""
+
+    def emit(texts: Iterator[str], ids: deque, progress) -> int:
+        count = 0
+        with open(partial, "w", encoding="utf-8") as out:
+            for prediction in runner.classify(texts, **options):
+                out.write(json.dumps({"id": ids.popleft(), **prediction}, ensure_ascii=False) + "\n")
+                count += 1
+                progress(count)
+        return count
+
+    return emit
+
+
+def _parquet(runner: _Runner, options: dict, partial: Path, id_column: str):
+    """Writes one parquet row group per window of texts, from the window's logits (`prediction_table`)."""
+
+    def emit(texts: Iterator[str], ids: deque, progress) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ..hub_code.batching_multigroup import windows
+        from ..inference import prediction_table
+
+        count, writer = 0, None
+        try:
+            for window in windows(texts, runner.window):
+                table = prediction_table(runner.config, runner.logits(window), **options)
+                window_ids = [ids.popleft() for _ in window]
+                try:
+                    table = table.add_column(0, "id", pa.array(window_ids))
+                    writer = writer or pq.ParquetWriter(partial, table.schema)
+                    writer.write_table(table)
+                except (pa.ArrowException, TypeError) as error:
+                    raise ValueError(
+                        f"--id-column {id_column}: a parquet column holds one type, and the ids of rows "
+                        f"{count + 1}-{count + len(window)} do not fit ({error}); write .jsonl, or give ids of one "
+                        "type."
+                    ) from None
+                count += len(window)
+                progress(count)
+        finally:
+            if writer is not None:
+                writer.close()
+        return count
+
+    return emit
+
+
+def _write(emit, records, path: Path, args, skipped_partial: Path):
     """Predict and write every row with a text; returns the count and the lines skipped and with an empty text.
 
-    The file goes through the pipeline as one stream, a window of texts at a time (on an accelerator read and
-    tokenized in a background thread while the model runs); each prediction is written as it comes back, in input
-    order, so memory holds one window whatever the file's size."""
+    The file goes through the model as one stream, a window of texts at a time (on an accelerator read and
+    tokenized in a background thread while the model runs); `emit` writes each prediction or window as it comes
+    back, in input order, so memory holds one window whatever the file's size."""
     from tqdm.auto import tqdm
 
     count, skipped, empty, first_skipped = 0, Lines(), Lines(), []
@@ -172,15 +247,15 @@ def _write(classify, records, path: Path, args, options: dict, partial: Path, sk
                 first_skipped.append(record)
 
     with (
-        open(partial, "w", encoding="utf-8") as out,
         open(skipped_partial, "w", encoding="utf-8") as side,
         tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar,
     ):
-        for prediction in classify(texts(side), **options):
-            out.write(json.dumps({"id": ids.popleft(), **prediction}, ensure_ascii=False) + "\n")
-            count += 1
-            bar.update(count + len(skipped) - bar.n)  # rows read: predicted and set aside
-        bar.update(count + len(skipped) - bar.n)
+
+        def progress(written: int) -> None:
+            bar.update(written + len(skipped) - bar.n)  # rows read: predicted and set aside
+
+        count = emit(texts(side), ids, progress)
+        progress(count)
     if count == 0 and skipped:
         raise ValueError(
             f"{path}: none of its {_rows(len(skipped))} has a string `{args.text_column}` (the first has columns "
