@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test quality bench clean old-transformers browser
+.PHONY: setup demo test quality bench clean old-transformers browser java
 
 setup: $(VENV)/.installed
 
@@ -36,7 +36,13 @@ browser:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium could not be installed: tests/test_page.py will be skipped"
 
-test: setup old-transformers browser
+# Spark (tests/test_engines.py) runs on Java 17+: Debian's headless JRE, installed here where the machine allows it.
+java:
+	@command -v java >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; } \
+		|| echo "Java could not be installed: the Spark test will be skipped"
+
+test: setup old-transformers browser java
 	$(PY) -m pytest -q
 
 quality: setup

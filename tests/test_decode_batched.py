@@ -357,18 +357,19 @@ def _same_cells(got, want) -> bool:
 @pytest.mark.parametrize("seed", range(40))
 def test_prediction_table_holds_the_decoded_rows_as_columns(seed):
     """The bulk output (`predict --output x.parquet`) is `prediction_columns(decode(...))`, built from tensors."""
-    from multigroup.inference import prediction_columns, prediction_table
+    from multigroup.inference import prediction_columns, prediction_schema, prediction_table
 
     rng = random.Random(3000 + seed)
     config = random_config(rng, max_groups=30)
     logits = random_logits(rng, rng.choice([0, 1, 6, 33]), config.num_columns).float()
     if seed % 4 == 0:
         logits[torch.rand(logits.shape, generator=torch.Generator().manual_seed(seed)) < 0.1] = float("nan")
-    threshold, _ = random_arguments(rng, config)
+    threshold, groups = random_arguments(rng, config)
     for top_k in (1, None, 2):
-        table = prediction_table(config, logits, top_k=top_k, threshold=threshold)
-        want = prediction_columns(config.decode(logits, top_k=top_k, threshold=threshold))
-        assert table.num_rows == len(logits), (seed, top_k)
+        table = prediction_table(config, logits, top_k=top_k, threshold=threshold, groups=groups)
+        want = prediction_columns(config.decode(logits, top_k=top_k, threshold=threshold, groups=groups))
+        assert table.schema == prediction_schema(config, top_k, groups), (seed, top_k)
+        assert table.num_rows == (len(logits) if groups != [] else 0), (seed, top_k)
         if len(logits):
             got = table.to_pydict()
             assert list(got) == list(want), (seed, top_k)

@@ -68,10 +68,13 @@ def prediction_columns(rows: Sequence[dict]) -> dict[str, list]:
     return columns
 
 
-def prediction_table(config, logits, top_k: int | None = 1, threshold: float | dict | None = None):
-    """`config.decode(logits, top_k, threshold)` as a `pyarrow.Table` in the schema of `prediction_columns`, built
-    from the decision tensors (`config.group_predictions`) with no Python object per label: the bulk output of
-    `multigroup predict --output FILE.parquet`. Other `top_k` than 1 go through `decode`, as lists.
+def prediction_table(
+    config, logits, top_k: int | None = 1, threshold: float | dict | None = None, groups: list[str] | None = None
+):
+    """`config.decode(logits, top_k, threshold, groups)` as a `pyarrow.Table` in the schema of
+    `prediction_columns` (types: `prediction_schema`), built from the decision tensors (`config.group_predictions`)
+    with no Python object per label: the bulk output of `multigroup predict --output FILE.parquet`. Other `top_k`
+    than 1 go through `decode`, as lists.
 
     ```python
     >>> from multigroup import MultiGroupConfig
@@ -86,11 +89,16 @@ def prediction_table(config, logits, top_k: int | None = 1, threshold: float | d
 
     from .hub_code.decoding_multigroup import _ranked
 
-    if top_k != 1:
-        return pa.table(prediction_columns(config.decode(logits, top_k=top_k, threshold=threshold)))
+    schema = prediction_schema(config, top_k, groups)
+    if top_k != 1 or len(logits) == 0:  # decode checks the options
+        rows = config.decode(logits, top_k=top_k, threshold=threshold, groups=groups)
+        return pa.table(prediction_columns(rows), schema=schema) if rows else schema.empty_table()
+    config.check_options(groups=groups)
     decided = config.group_predictions(logits, threshold)
     columns = {}
     for group in config.groups:
+        if groups is not None and group["name"] not in groups:
+            continue
         name, part = group["name"], decided[group["name"]]
         labels = pa.array(group["labels"], pa.string())
         if group["type"] == "regression":
@@ -105,4 +113,22 @@ def prediction_table(config, logits, top_k: int | None = 1, threshold: float | d
             offsets = pa.array(np.concatenate([[0], kept.sum(-1).cumsum()]).astype(np.int32))
             columns[name] = pa.ListArray.from_arrays(offsets, labels.take(pa.array(order.numpy()[kept])))
             columns[f"{name}_scores"] = pa.ListArray.from_arrays(offsets, pa.array(scores.numpy()[kept]))
-    return pa.table(columns)
+    return pa.table(columns, schema=schema)
+
+
+def prediction_schema(config, top_k: int | None = 1, groups: list[str] | None = None):
+    """The `pyarrow.Schema` of `prediction_table`: the columns and types the predictions of `config` take."""
+    import pyarrow as pa
+
+    fields = []
+    for group in config.groups:
+        name = group["name"]
+        if groups is not None and name not in groups:
+            continue
+        if group["type"] == "regression":
+            fields.append((name, pa.float32()))
+        elif group["type"] == "multiclass" and top_k == 1:
+            fields += [(name, pa.string()), (f"{name}_score", pa.float32())]
+        else:
+            fields += [(name, pa.list_(pa.string())), (f"{name}_scores", pa.list_(pa.float32()))]
+    return pa.schema(fields)

@@ -47,6 +47,22 @@ def register(parser) -> None:
         "out of OUTPUT and writes it, with its line and the reason, to OUTPUT_STEM.skipped.jsonl. An empty text is "
         "no error: it is predicted (from no words: the model's prior) and a warning names its lines",
     )  # fmt: skip
+    parser.add_argument(
+        "--engine", choices=["local", "ray"], default="local",
+        help="local (default): this process; ray: the file read by Ray Data and predicted by --workers actors, one "
+        "model each, on the cluster at --address (or RAY_ADDRESS), else on a local one; the same output (pip install "
+        "'multigroup[ray]'). With ray, --file may be .parquet too, and a row without an id gets its row's line as "
+        "the file numbers it when no record spans lines or blank lines",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="with --engine ray: the actors, one model each")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="with --engine ray: torch (or ONNX Runtime) threads and CPUs of each actor (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--address", default=None,
+        help="with --engine ray: the Ray cluster to run on (default: RAY_ADDRESS, else a local cluster started here)",
+    )  # fmt: skip
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict]]:
@@ -92,24 +108,34 @@ def run(args, extra: list[str]) -> int:
     output = Path(args.output)
     if output.suffix.lower() not in (".jsonl", ".json", ".parquet"):
         raise ValueError(f"--output {output}: predict writes .jsonl or .parquet files, got {output.suffix!r}.")
-    runner = _Runner(args)
-    if args.chunk_size is not None and args.batch_size > 0:  # a bad batch size is named by the classifier
-        runner.windowed.window_batches = -(-args.chunk_size // args.batch_size)
     options = {"top_k": args.top_k or None}
     if args.threshold is not None:
         options["threshold"] = args.threshold
-    runner.config.check_options(**options)
-    records, count = read_records(path), 0
+    if args.engine == "ray":
+        if args.workers < 1 or args.threads < 1:
+            raise ValueError(f"--workers and --threads must be positive, got {args.workers} and {args.threads}.")
+        emit = None
+    else:
+        runner = _Runner(args)
+        if args.chunk_size is not None and args.batch_size > 0:  # a bad batch size is named by the classifier
+            runner.windowed.window_batches = -(-args.chunk_size // args.batch_size)
+        runner.config.check_options(**options)
+        parquet = output.suffix.lower() == ".parquet"
+        emit = (
+            _parquet(runner, options, partial_of(output), args.id_column)
+            if parquet
+            else _jsonl(runner, options, partial_of(output))
+        )
+    count = 0
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")  # renamed at the end: a failed run leaves OUTPUT as it was
+    partial = partial_of(output)  # renamed at the end: a failed run leaves OUTPUT as it was
     skipped_path = output.with_name(f"{output.stem}.skipped.jsonl")
     skipped_partial = output.with_name(f".{skipped_path.name}.partial")
     try:
-        if output.suffix.lower() == ".parquet":
-            emit = _parquet(runner, options, partial, args.id_column)
+        if emit is None:
+            count, skipped, empty = _write_on_ray(args, path, options, partial, skipped_partial)
         else:
-            emit = _jsonl(runner, options, partial)
-        count, skipped, empty = _write(emit, records, path, args, skipped_partial)
+            count, skipped, empty = _write(emit, read_records(path), path, args, skipped_partial)
         os.replace(partial, output)
         if skipped:
             os.replace(skipped_partial, skipped_path)
@@ -128,6 +154,35 @@ def run(args, extra: list[str]) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def partial_of(output: Path) -> Path:
+    return output.with_name(f".{output.name}.partial")
+
+
+def _write_on_ray(args, path: Path, options: dict, partial: Path, skipped_partial: Path):
+    """`_write` on Ray Data (`predict_ray`): the same outputs and errors."""
+    try:
+        from .predict_ray import predict
+    except ImportError as error:
+        raise ValueError(f"--engine ray needs Ray Data ({error}): pip install 'multigroup[ray]'.") from None
+    skipped, empty = Lines(), Lines()
+    with open(skipped_partial, "w", encoding="utf-8") as side:
+        count = predict(args, path, partial, side, options, (skipped, empty))
+    _check_written(path, args, count, skipped, None)
+    return count, skipped, empty
+
+
+def _check_written(path: Path, args, count: int, skipped: Lines, first_skipped: dict | None) -> None:
+    """A run that wrote nothing is an error: the text column is likely named wrong, or the file is empty."""
+    if count == 0 and skipped:
+        columns = f" (the first has columns {sorted(first_skipped)})" if first_skipped is not None else ""
+        raise ValueError(
+            f"{path}: none of its {_rows(len(skipped))} has a string `{args.text_column}`{columns}; name the text "
+            "column with --text-column."
+        )
+    if count == 0:
+        raise ValueError(f"{path} is empty: it holds no records.")
 
 
 class _Runner:
@@ -179,9 +234,6 @@ def _parquet(runner: _Runner, options: dict, partial: Path, id_column: str):
     """Writes one parquet row group per window of texts, from the window's logits (`prediction_table`)."""
 
     def emit(texts: Iterator[str], ids: deque, progress) -> int:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         from ..hub_code.batching_multigroup import windows
         from ..inference import prediction_table
 
@@ -189,17 +241,7 @@ def _parquet(runner: _Runner, options: dict, partial: Path, id_column: str):
         try:
             for window in windows(texts, runner.window):
                 table = prediction_table(runner.config, runner.logits(window), **options)
-                window_ids = [ids.popleft() for _ in window]
-                try:
-                    table = table.add_column(0, "id", pa.array(window_ids))
-                    writer = writer or pq.ParquetWriter(partial, table.schema)
-                    writer.write_table(table)
-                except (pa.ArrowException, TypeError) as error:
-                    raise ValueError(
-                        f"--id-column {id_column}: a parquet column holds one type, and the ids of rows "
-                        f"{count + 1}-{count + len(window)} do not fit ({error}); write .jsonl, or give ids of one "
-                        "type."
-                    ) from None
+                writer = write_window(writer, partial, table, [ids.popleft() for _ in window], id_column, count)
                 count += len(window)
                 progress(count)
         finally:
@@ -208,6 +250,24 @@ def _parquet(runner: _Runner, options: dict, partial: Path, id_column: str):
         return count
 
     return emit
+
+
+def write_window(writer, partial: Path, table, ids: list, id_column: str, written: int):
+    """Write one window's predictions (`table`) with their ids as a parquet row group, the first opening `partial`;
+    returns the writer. Ids of another type than the first window's are an error naming the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = table.add_column(0, "id", pa.array(ids))
+        writer = writer or pq.ParquetWriter(partial, table.schema)
+        writer.write_table(table)
+    except (pa.ArrowException, TypeError) as error:
+        raise ValueError(
+            f"--id-column {id_column}: a parquet column holds one type, and the ids of rows {written + 1}-"
+            f"{written + len(ids)} do not fit ({error}); write .jsonl, or give ids of one type."
+        ) from None
+    return writer
 
 
 def _write(emit, records, path: Path, args, skipped_partial: Path):
@@ -256,11 +316,5 @@ def _write(emit, records, path: Path, args, skipped_partial: Path):
 
         count = emit(texts(side), ids, progress)
         progress(count)
-    if count == 0 and skipped:
-        raise ValueError(
-            f"{path}: none of its {_rows(len(skipped))} has a string `{args.text_column}` (the first has columns "
-            f"{sorted(first_skipped[0])}); name the text column with --text-column."
-        )
-    if count == 0:
-        raise ValueError(f"{path} is empty: it holds no records.")
+    _check_written(path, args, count, skipped, first_skipped[0] if first_skipped else None)
     return count, skipped, empty
