@@ -15,11 +15,14 @@ from multigroup.distributed import MultiGroupPredictor
     .write_parquet("predictions/"))
 ```
 
-Spark, with `mapInPandas` (`spark_schema` names the columns added, for the schema Spark asks for):
+Spark, with `mapInPandas` (`spark_schema` gives the schema Spark asks for: the input's columns and the predictions'):
 
 ```python
-predictor = MultiGroupPredictor("you/your-model")   # loaded once per Python worker, on first use
-df.mapInPandas(lambda batches: map(predictor, batches), spark_schema("you/your-model", df.schema)).write.parquet(out)
+def predict(batches):  # runs on the executors: one model per Python worker, for all its batches
+    predictor = MultiGroupPredictor("you/your-model", batch_size=32, threads=1)
+    return map(predictor, batches)
+
+df.mapInPandas(predict, spark_schema("you/your-model", df.schema)).write.parquet("predictions/")
 ```
 """
 

@@ -96,8 +96,9 @@ def predict(args, path: Path, partial: Path, side, options: dict, lines):
     skipped, empty = lines
     lines_out = nullcontext() if parquet else open(partial, "w", encoding="utf-8")
     with tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar, lines_out as out:
+        batches = iter(mapped.iter_batches(batch_format="pyarrow", batch_size=None))
         try:
-            for batch in mapped.iter_batches(batch_format="pyarrow", batch_size=None):
+            for batch in batches:
                 numbers = range(line, line + batch.num_rows)
                 line += batch.num_rows
                 ids, keep = batch.column("id").to_pylist(), []
@@ -127,6 +128,8 @@ def predict(args, path: Path, partial: Path, side, options: dict, lines):
                 count += len(keep)
                 bar.update(batch.num_rows)
         finally:
+            if hasattr(batches, "close"):  # a run stopped early releases its actors (and their CPUs) now
+                batches.close()
             if writer is not None:
                 writer.close()
     return count
