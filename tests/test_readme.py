@@ -207,6 +207,23 @@ def check_onnx(ns, outputs, cwd):
     assert list(answer) == ["polarity", "aspects"] and len(answer["aspects"]) == 4
 
 
+def check_batch_predictor(ns, outputs, cwd):
+    (frame,) = [value for key, value in outputs.items() if key.startswith("predictor(")]
+    names = [group["name"] for group in DEMO_GROUPS]
+    assert frame.columns.tolist()[:2] == ["id", "text"] and len(frame) == 2  # the input's columns kept, in front
+    assert all(name in frame.columns for name in names)
+
+
+def check_batch_ray(ns, outputs, cwd):
+    rows = ns["rows"]
+    assert [row["text"] for row in rows] == ["Great sushi, slow service.", "Cold food."]
+    assert all(group["name"] in row for row in rows for group in DEMO_GROUPS)
+
+
+def check_batch_spark(ns, outputs, cwd):
+    assert callable(ns["predict"]) and callable(ns["spark_schema"])
+
+
 CHECKS = {
     "quickstart-the-articles-three-groups": check_quickstart,
     "quickstart-the-articles-three-groups-2": check_auto_class,
@@ -215,6 +232,9 @@ CHECKS = {
     "predicting-with-or-without-multigroup-installed": check_pipeline,
     "predicting-with-or-without-multigroup-installed-2": check_dataset_columns,
     "onnx-runtime": check_onnx,
+    "batch-prediction-across-machines-ray-data-and-spark": check_batch_predictor,
+    "batch-prediction-across-machines-ray-data-and-spark-2": check_batch_ray,
+    "batch-prediction-across-machines-ray-data-and-spark-3": check_batch_spark,
 }
 
 

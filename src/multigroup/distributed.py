@@ -115,13 +115,14 @@ def spark_schema(model: str | Path, input_schema: Any, top_k: int | None = 1, gr
 
     from .inference import prediction_schema
 
-    schema = prediction_schema(_config(model), top_k, groups)
+    schema = prediction_schema(model_config(model), top_k, groups)
     if on_error == "skip":
         schema = schema.append(pa.field(ERROR_COLUMN, pa.string()))
     return StructType(list(input_schema.fields) + list(from_arrow_schema(schema).fields))
 
 
-def _config(model: str | Path):
+def model_config(model: str | Path):
+    """The `MultiGroupConfig` of a saved folder, Hub id or ONNX folder, without its weights."""
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(model, trust_remote_code=True)

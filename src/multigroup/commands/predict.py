@@ -114,6 +114,12 @@ def run(args, extra: list[str]) -> int:
     if args.engine == "ray":
         if args.workers < 1 or args.threads < 1:
             raise ValueError(f"--workers and --threads must be positive, got {args.workers} and {args.threads}.")
+        from ..distributed import model_config
+        from .common import check_onnx, reading_model
+
+        check_onnx(args)  # here, not in the actors, where an error would only show in Ray's logs
+        with reading_model(args.onnx or args.model):
+            model_config(args.onnx or args.model).check_options(**options)
         emit = None
     else:
         runner = _Runner(args)
