@@ -108,18 +108,17 @@ def test_options_are_checked_when_the_worker_starts(saved, tmp_path):
 
 @pytest.fixture(scope="module")
 def ray():
-    """Ray, on a local cluster of 2 CPUs for this module."""
+    """Ray, on a local cluster of 3 CPUs for this module: 2 actors and Ray Data's own tasks."""
     import logging
 
     ray = pytest.importorskip("ray", reason="Ray Data is not installed: pip install 'multigroup[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order, context.enable_progress_bars = True, False
     yield ray
     ray.shutdown()
 
 
-@pytest.mark.slow  # a Ray/Spark run; the parquet case hung once in a full run: being fixed
 def test_ray_data_with_two_actors_answers_as_the_pipeline(saved, ray):
     texts = _texts(40, seed=1)
     want = _expected(saved, texts)
@@ -134,7 +133,6 @@ def test_ray_data_with_two_actors_answers_as_the_pipeline(saved, ray):
         assert_columns_match({name: [row[name] for row in rows] for name in PREDICTED}, want)
 
 
-@pytest.mark.slow  # a Ray/Spark run; the parquet case hung once in a full run: being fixed
 def test_predict_engine_ray_writes_what_the_local_predict_writes(saved, ray, tmp_path, capsys):
     texts = _texts(30, seed=2)
     rows = [{"id": f"r{i}", "text": text} for i, text in enumerate(texts)]
@@ -174,7 +172,6 @@ def test_predict_engine_ray_writes_what_the_local_predict_writes(saved, ray, tmp
     assert not out.exists()
 
 
-@pytest.mark.slow  # a Ray/Spark run; the parquet case hung once in a full run: being fixed
 def test_predict_engine_ray_parquet_holds_the_local_columns(saved, ray, tmp_path):
     import pyarrow.parquet as pq
 
@@ -189,10 +186,16 @@ def test_predict_engine_ray_parquet_holds_the_local_columns(saved, ray, tmp_path
     assert_columns_match(table, _expected(saved, texts))
 
 
+def test_predict_engine_ray_refuses_actors_that_leave_no_cpu_to_read(saved, ray, tmp_path, capsys):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    command = ["predict", "--model", str(saved / "model"), "--file", source, "--output", str(tmp_path / "out.jsonl")]
+    assert main([*command, "--engine", "ray", "--workers", "3"]) == 2
+    assert "The Ray cluster has 3 CPUs and the actors ask for 3 (--workers x --threads)" in capsys.readouterr().err
+
+
 # -- Spark, local[2] -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow  # a Ray/Spark run; the parquet case hung once in a full run: being fixed
 def test_spark_map_in_pandas_answers_as_the_pipeline(saved, monkeypatch):
     pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'multigroup[spark]'")
     if shutil.which("java") is None:

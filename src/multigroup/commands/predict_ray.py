@@ -46,9 +46,9 @@ class Rows(MultiGroupPredictor):
         return pa.table(columns)
 
 
-def dataset(path: Path, address: str | None):
+def dataset(path: Path, address: str | None, cpus: int = 1):
     """The file as a Ray dataset, rows in file order; on the cluster at `address` (or `RAY_ADDRESS`), else on a
-    local one started here."""
+    local one started here, with at least `cpus` (the actors' CPUs) plus one for Ray Data's own tasks."""
     import ray
 
     reader = READERS.get(path.suffix.lower())
@@ -57,14 +57,20 @@ def dataset(path: Path, address: str | None):
     if not ray.is_initialized():
         local = address is None and "RAY_ADDRESS" not in os.environ
         ray.init(
-            address=address, num_cpus=os.cpu_count() if local else None, include_dashboard=False,
+            address=address, num_cpus=max(os.cpu_count() or 1, cpus + 1) if local else None, include_dashboard=False,
             log_to_driver=False, logging_level=logging.WARNING,
         )  # fmt: skip
+    total = int(ray.cluster_resources().get("CPU", 0))
+    if total < cpus + 1:
+        raise ValueError(
+            f"The Ray cluster has {total} CPUs and the actors ask for {cpus} (--workers x --threads): Ray Data needs "
+            "one more to list and read the file, or the run waits for ever. Pass fewer --workers or --threads."
+        )
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the output in input order, as the local predict's
     context.enable_progress_bars = False
     # Reading takes no CPU of its own: with as many actors as CPUs (--workers 2 on 2 cores) a read task waiting
-    # for one would wait for ever.
+    # for one would wait for ever. (Listing a parquet file's fragments still asks for one: hence the `+ 1` above.)
     return getattr(ray.data, reader)(str(path), num_cpus=0)
 
 
@@ -79,7 +85,7 @@ def predict(args, path: Path, partial: Path, side, options: dict, lines):
     from .predict import write_window
 
     parquet = Path(args.output).suffix.lower() == ".parquet"
-    data = dataset(path, args.address)
+    data = dataset(path, args.address, args.workers * args.threads)
     if args.text_column not in data.columns():
         raise ValueError(
             f"{path}: no `{args.text_column}` column (the columns are {sorted(data.columns())}); name the text's "
