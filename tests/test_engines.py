@@ -179,7 +179,8 @@ def test_predict_engine_ray_parquet_holds_the_local_columns(saved, ray, tmp_path
     source = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": texts}), source)
     out = tmp_path / "ray.parquet"
-    command = ["predict", "--model", str(saved / "model"), "--file", str(source), "--output", str(out)]
+    url = source.as_uri()  # file:///...: a URL, read by Ray Data as it reads s3:// or gs://
+    command = ["predict", "--model", str(saved / "model"), "--file", url, "--output", str(out)]
     assert main([*command, "--engine", "ray", "--batch-size", "4"]) == 0
     table = pq.read_table(out).to_pydict()
     assert list(table) == ["id", *PREDICTED] and table["id"] == list(range(1, 26))

@@ -13,7 +13,10 @@ def register(parser) -> None:
     from .common import add_model_arguments
 
     add_model_arguments(parser)
-    parser.add_argument("--file", required=True, help="JSONL or CSV with a text column")
+    parser.add_argument(
+        "--file", required=True,
+        help="JSONL, CSV or parquet with a text column; with --engine ray also a URL Ray Data reads (s3://, gs://...)",
+    )  # fmt: skip
     parser.add_argument(
         "--output", required=True,
         help='JSONL written, one line per text, in input order (rows set aside by --on-error skip are left out and '
@@ -101,7 +104,8 @@ def _rows(count: int) -> str:
 
 def run(args, extra: list[str]) -> int:
     path = Path(args.file)
-    if not path.is_file():
+    remote = args.engine == "ray" and "://" in args.file  # s3://, gs://, file://...: Ray Data reads it
+    if not remote and not path.is_file():
         raise FileNotFoundError(f"No such file: {path}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be a positive number of texts, got {args.chunk_size}.")
@@ -139,7 +143,7 @@ def run(args, extra: list[str]) -> int:
     skipped_partial = output.with_name(f".{skipped_path.name}.partial")
     try:
         if emit is None:
-            count, skipped, empty = _write_on_ray(args, path, options, partial, skipped_partial)
+            count, skipped, empty = _write_on_ray(args, options, partial, skipped_partial)
         else:
             count, skipped, empty = _write(emit, read_records(path), path, args, skipped_partial)
         os.replace(partial, output)
@@ -166,7 +170,7 @@ def partial_of(output: Path) -> Path:
     return output.with_name(f".{output.name}.partial")
 
 
-def _write_on_ray(args, path: Path, options: dict, partial: Path, skipped_partial: Path):
+def _write_on_ray(args, options: dict, partial: Path, skipped_partial: Path):
     """`_write` on Ray Data (`predict_ray`): the same outputs and errors."""
     try:
         from .predict_ray import predict
@@ -174,8 +178,8 @@ def _write_on_ray(args, path: Path, options: dict, partial: Path, skipped_partia
         raise ValueError(f"--engine ray needs Ray Data ({error}): pip install 'multigroup[ray]'.") from None
     skipped, empty = Lines(), Lines()
     with open(skipped_partial, "w", encoding="utf-8") as side:
-        count = predict(args, path, partial, side, options, (skipped, empty))
-    _check_written(path, args, count, skipped, None)
+        count = predict(args, args.file, partial, side, options, (skipped, empty))
+    _check_written(args.file, args, count, skipped, None)
     return count, skipped, empty
 
 

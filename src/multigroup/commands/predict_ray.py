@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..distributed import ERROR_COLUMN, MultiGroupPredictor, text_errors
 
@@ -46,14 +46,15 @@ class Rows(MultiGroupPredictor):
         return pa.table(columns)
 
 
-def dataset(path: Path, address: str | None, cpus: int = 1):
-    """The file as a Ray dataset, rows in file order; on the cluster at `address` (or `RAY_ADDRESS`), else on a
+def dataset(path: str, address: str | None, cpus: int = 1):
+    """The file (a local path or a URL Ray Data reads: `s3://...`, `gs://...`, `file://...`) as a Ray dataset, rows in file order; on the cluster at `address` (or `RAY_ADDRESS`), else on a
     local one started here, with at least `cpus` (the actors' CPUs) plus one for Ray Data's own tasks."""
     import ray
 
-    reader = READERS.get(path.suffix.lower())
+    suffix = PurePosixPath(path).suffix
+    reader = READERS.get(suffix.lower())
     if reader is None:
-        raise ValueError(f"{path}: predict --engine ray reads .jsonl, .csv or .parquet files, got {path.suffix!r}.")
+        raise ValueError(f"{path}: predict --engine ray reads .jsonl, .csv or .parquet files, got {suffix!r}.")
     if not ray.is_initialized():
         local = address is None and "RAY_ADDRESS" not in os.environ
         ray.init(
@@ -71,10 +72,10 @@ def dataset(path: Path, address: str | None, cpus: int = 1):
     context.enable_progress_bars = False
     # Reading takes no CPU of its own: with as many actors as CPUs (--workers 2 on 2 cores) a read task waiting
     # for one would wait for ever. (Listing a parquet file's fragments still asks for one: hence the `+ 1` above.)
-    return getattr(ray.data, reader)(str(path), num_cpus=0)
+    return getattr(ray.data, reader)(path, num_cpus=0)
 
 
-def predict(args, path: Path, partial: Path, side, options: dict, lines):
+def predict(args, path: str, partial: Path, side, options: dict, lines):
     """Predict every row on Ray and write the local `predict`'s output (JSONL, or parquet by the output's name) to
     `partial`, bad rows to `side`; returns the count written. `lines`: the `Lines` of skipped and empty rows."""
     from contextlib import nullcontext
@@ -98,7 +99,7 @@ def predict(args, path: Path, partial: Path, side, options: dict, lines):
         Rows, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=args.chunk_size or args.batch_size * 64,
         compute=ray.data.ActorPoolStrategy(size=args.workers), num_cpus=args.threads,
     )  # fmt: skip
-    count, line, writer = 0, 2 if path.suffix.lower() == ".csv" else 1, None  # a CSV's header is its line 1
+    count, line, writer = 0, 2 if PurePosixPath(path).suffix.lower() == ".csv" else 1, None  # a CSV's header is its line 1
     skipped, empty = lines
     lines_out = nullcontext() if parquet else open(partial, "w", encoding="utf-8")
     with tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar, lines_out as out:
