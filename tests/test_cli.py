@@ -69,8 +69,12 @@ def test_train_saves_a_complete_model_with_metrics_and_card(trained):
         assert str(output.parent) not in path.read_text(), path.name
     metrics = json.loads((output / "metrics.json").read_text())["metrics"]
     assert {"score_f1_macro", "topics_f1_micro", "mean_f1_macro", "loss_topics"} <= set(metrics)
+    assert {"score_ece", "score_brier", "topics_brier"} <= set(metrics) and "topics_ece" not in metrics
+    temperatures = [group["temperature"] for group in config["groups"]]  # fitted on the validation file
+    assert all(isinstance(value, float) and value > 0 for value in temperatures)
     card = (output / "README.md").read_text()
     assert "library_name: transformers" in card and "custom_code" in card and "`price`" in card
+    assert f"Scores are calibrated: each group's logits are divided by its temperature (`score` {temperatures[0]:g}" in card
     clf = pipeline("multi-group-classification", model=str(output), trust_remote_code=True)
     assert list(clf("i love it")) == ["score", "topics"]
 
@@ -251,10 +255,11 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     assert not validation.startswith("/")
     recorded = json.loads((output / "metrics.json").read_text())
     assert [(e["file"], e["split"], e["used_for"]) for e in recorded["evaluations"]] == [
-        (validation, "train", ["thresholds"])
+        (validation, "train", ["thresholds", "temperatures"])
     ]
     card = (output / "README.md").read_text()
-    assert f"On `{validation}` (split `train`; it also chose the thresholds, so these scores are optimistic)" in card
+    caveat = "it also chose the thresholds and temperatures, so these scores are optimistic"
+    assert f"On `{validation}` (split `train`; {caveat})" in card
     assert 'split: "train"' in card
 
     held_out_path = write_jsonl(tmp_path / "test.jsonl", ROWS[::2])
@@ -264,7 +269,7 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     recorded = json.loads((output / "metrics.json").read_text())
     assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [
         (held_out, []),
-        (validation, ["thresholds"]),
+        (validation, ["thresholds", "temperatures"]),
     ]
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert recorded["file"] == held_out and recorded["metrics"] == evaluated["metrics"]
@@ -276,7 +281,7 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     same_validation = str(work / "." / "train.jsonl")  # another spelling of the tuned-on file's path
     assert main(["evaluate", "--model", str(output), "--file", same_validation, "--output-dir", str(tmp_path / "e2"),
                  "--no-plots"]) == 0  # fmt: skip
-    assert "also chose the model's thresholds; these scores are optimistic" in capsys.readouterr().out
+    assert "also chose the model's thresholds and temperatures; these scores are" in capsys.readouterr().out
 
     tuned_on = str(work / "train.jsonl")
     capsys.readouterr()
@@ -284,7 +289,7 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert re.search(r"^  topics: [0-9.]+ for each of its 3 labels$", printed, re.MULTILINE) and "food=" not in printed
     recorded = json.loads((output / "metrics.json").read_text())
-    assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [(validation, ["thresholds"])]
+    assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [(validation, ["thresholds", "temperatures"])]
     assert held_out not in (output / "README.md").read_text()
     thresholds = json.loads((output / "config.json").read_text())["groups"][1]["threshold"]
     assert len(set(thresholds)) == 1
@@ -296,9 +301,11 @@ def test_train_without_tuning_keeps_the_groups_thresholds_and_names_classes_neve
     data = write_jsonl(tmp_path / "train.jsonl", ROWS)
     args = ["train", "--train-file", data, "--validation-file", data, "--multiclass", "score", "--multilabel",
             "topics", "--model", str(encoder_dir), "--output-dir", str(tmp_path / "m"), "--max_steps", "1",
-            "--learning_rate", "1e-6", "--disable_tqdm", "true", "--no-tune-thresholds"]  # fmt: skip
+            "--learning_rate", "1e-6", "--disable_tqdm", "true", "--no-tune-thresholds", "--no-calibrate"]  # fmt: skip
     assert main(args) == 0
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["groups"][1]["threshold"] == 0.3
+    groups = json.loads((tmp_path / "m" / "config.json").read_text())["groups"]
+    assert groups[1]["threshold"] == 0.3 and not any("temperature" in group for group in groups)
+    assert "Scores are the raw softmax and sigmoid outputs" in (tmp_path / "m" / "README.md").read_text()
     err = capsys.readouterr().err  # one step at a tiny rate: the model predicts one class for every text
     assert re.search(r"Note: score: \[.*\] never predicted on the validation data .* --class-weights", err)
 

@@ -64,21 +64,22 @@ def regression_errors(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
 
 
 def _groups_arrays(config: MultiGroupConfig, logits, labels, threshold=None):
-    """Per group, over the rows that carry it: (group, true indicators or values, predicted indicators or values)."""
+    """Per group, over the rows that carry it: (group, true indicators or values, predicted indicators or values,
+    the scores decode gives or None)."""
     logits, labels = np.asarray(logits, dtype=np.float32), np.asarray(labels, dtype=np.float32)
     predictions = config.group_predictions(torch.from_numpy(logits), threshold)
     for group, columns in zip(config.groups, config.group_slices.values()):
         present = ~np.isnan(labels[:, columns]).any(axis=1)
         pred = predictions[group["name"]]
         if group["type"] == "regression":
-            yield group, labels[present, columns.start], pred["values"].numpy()[present]
+            yield group, labels[present, columns.start], pred["values"].numpy()[present], None
             continue
         if group["type"] == "multiclass":
             y_pred = np.eye(len(group["labels"]), dtype=bool)[pred["index"].numpy()]
             y_true = np.eye(len(group["labels"]), dtype=bool)[labels[:, columns].argmax(1)]
         else:
             y_pred, y_true = pred["selected"].numpy(), labels[:, columns] > 0.5
-        yield group, y_true[present], y_pred[present]
+        yield group, y_true[present], y_pred[present], pred["scores"].numpy()[present]
 
 
 def unseen_label_counts(config: MultiGroupConfig, rows) -> dict[str, int]:
@@ -102,10 +103,16 @@ def compute_metrics(
     """Every metric for every group, plus `f1_micro` / `f1_macro` over all classification columns and
     `mean_f1_macro` (the mean of the groups' macro F1), and `loss_{group}` over the whole set.
 
+    Classification groups also get `{group}_brier` (the Brier score of their scores) and multiclass groups
+    `{group}_ece` (the expected calibration error of the top score, 15 bins): how far to trust a score
+    (`multigroup.calibration`).
+
     `missed`: `{group: count}` of gold labels the model has no column for (`unseen_label_counts`); they count as
     false negatives in the micro F1s. Macro F1 stays over the model's own labels."""
+    from .calibration import calibration_errors
+
     metrics, tp_all, fp_all, fn_all, group_macros, missed_all = {}, [], [], [], [], 0
-    for group, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
+    for group, y_true, y_pred, scores in _groups_arrays(config, logits, labels, threshold):
         name = group["name"]
         if group["type"] == "regression":
             metrics.update({f"{name}_{key}": value for key, value in regression_errors(y_true, y_pred).items()})
@@ -119,6 +126,7 @@ def compute_metrics(
             metrics[f"{name}_accuracy"] = float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0
         else:
             metrics[f"{name}_subset_accuracy"] = subset_accuracy(y_true, y_pred)
+        metrics.update({f"{name}_{key}": value for key, value in calibration_errors(group["type"], scores, y_true).items()})
         tp_all.append(tp), fp_all.append(fp), fn_all.append(fn), group_macros.append(macro)
     if tp_all:
         tp, fp, fn = np.concatenate(tp_all), np.concatenate(fp_all), np.concatenate(fn_all)
@@ -149,7 +157,7 @@ def classification_report(
     support, at least 5), the usual reason a label scores poorly.
     """
     report = {}
-    for group, y_true, y_pred in _groups_arrays(config, logits, labels, threshold):
+    for group, y_true, y_pred, _ in _groups_arrays(config, logits, labels, threshold):
         if group["type"] == "regression":
             continue
         tp, fp, fn = counts(y_true, y_pred)
@@ -171,8 +179,9 @@ def classification_report(
 
 
 def format_metrics_table(metrics: dict[str, float], config: MultiGroupConfig, prefix: str = "") -> str:
-    """One line per group: its F1 micro / macro, accuracy or subset accuracy, MAE / RMSE, and loss."""
-    columns = ["f1_micro", "f1_macro", "accuracy", "subset_accuracy", "mae", "rmse"]
+    """One line per group: its F1 micro / macro, accuracy or subset accuracy, calibration error and Brier score,
+    MAE / RMSE, and loss."""
+    columns = ["f1_micro", "f1_macro", "accuracy", "subset_accuracy", "ece", "brier", "mae", "rmse"]
     header = f"{'group':<20}" + "".join(f"{column:>16}" for column in [*columns, "loss"])
     lines = [header, "-" * len(header)]
     for name in config.group_names:

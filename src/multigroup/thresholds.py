@@ -80,7 +80,8 @@ def choose_thresholds(
         if group["type"] != "multilabel":
             continue
         present = ~np.isnan(labels[:, columns]).any(axis=1)
-        probs, truth = _sigmoid(logits[present, columns]), labels[present, columns] > 0.5
+        temperature = group.get("temperature", 1.0)  # thresholds on the scores decode gives: calibrated
+        probs, truth = _sigmoid(logits[present, columns] / temperature), labels[present, columns] > 0.5
         if rule == "fixed":
             chosen[group["name"]] = [0.5] * truth.shape[1]
             if apply:  # stored like every rule's: the config's own default (0.3) differs

@@ -218,6 +218,30 @@ def format_thresholds(labels: list[str], thresholds: list[float], indent: str = 
     return "\n".join(indent + line for line in lines)
 
 
+def add_calibration_argument(parser) -> None:
+    parser.add_argument(
+        "--no-calibrate", dest="calibrate", action="store_false",
+        help="keep the raw scores; by default each classification group gets the temperature that fits the "
+        "validation data (a score of 0.8 then is right about 80%% of the time), before the thresholds are picked",
+    )  # fmt: skip
+
+
+def apply_calibration(config, logits, labels, file: str) -> dict:
+    """Fit and store a temperature per classification group, and print each with the group's validation
+    calibration error (multiclass) or Brier score (multilabel) before and after."""
+    from ..calibration import fit_temperatures
+    from ..metrics import compute_metrics
+
+    before = compute_metrics(config, logits, labels)
+    fitted = fit_temperatures(config, logits, labels)
+    after = compute_metrics(config, logits, labels)
+    print(f"Temperatures fitted on {file}:")
+    for name, temperature in fitted.items():
+        key = "ece" if config.group(name)["type"] == "multiclass" else "brier"
+        print(f"  {name}: {temperature:g} ({key} {before[f'{name}_{key}']:.4f} -> {after[f'{name}_{key}']:.4f})")
+    return fitted
+
+
 def apply_threshold_rule(config, logits, labels, rule: str, file: str) -> dict:
     """Pick and store the thresholds, print them with each group's validation F1 before and after, and a reason
     next to any threshold at the edge of the search range."""

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_threshold_rule_argument, add_unknown_labels_argument
+from .common import add_calibration_argument, add_threshold_rule_argument, add_unknown_labels_argument
 
 
 def register(parser) -> None:
@@ -53,6 +53,7 @@ def register(parser) -> None:
     )  # fmt: skip
     parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
     add_threshold_rule_argument(parser)
+    add_calibration_argument(parser)
     parser.add_argument(
         "--no-tune-thresholds", action="store_true",
         help="keep the groups' own thresholds (0.3 unless --groups sets them); --thresholds fixed sets 0.5",
@@ -124,7 +125,7 @@ def run(args, extra: list[str]) -> int:
     from ..hub_code.versions_multigroup import is_hub_id
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
-    from .common import ENCODER, apply_threshold_rule, never_predicted, reading_model
+    from .common import ENCODER, apply_calibration, apply_threshold_rule, never_predicted, reading_model
 
     output_dir = Path(args.output_dir)
     fixed = {"report_to": "none", "save_strategy": "no", "logging_strategy": "epoch"}
@@ -177,6 +178,7 @@ def run(args, extra: list[str]) -> int:
         **settings, "head_learning_rate": head_rate,
         "max_length": args.max_length, "pooling": config.pooling, "loss_weighting": config.loss_weighting,
         "class_weights": args.class_weights, "thresholds": rule if args.validation_file else None,
+        "calibrated": bool(args.calibrate and args.validation_file),
         "teachers": [shown_path(folder) for folder in args.teachers] or None, "multigroup": version("multigroup"),
     }  # fmt: skip
     shown = ", ".join(
@@ -210,6 +212,9 @@ def run(args, extra: list[str]) -> int:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         labels = np.asarray(prediction.label_ids, dtype=np.float32)
         used_for = ["checkpoint"] if training_args.load_best_model_at_end else []
+        if args.calibrate and any(g["type"] != "regression" for g in config.groups):
+            apply_calibration(config, logits, labels, args.validation_file)
+            used_for.insert(0, "temperatures")
         if any(g["type"] == "multilabel" for g in config.groups) and rule is not None:
             apply_threshold_rule(config, logits, labels, rule, args.validation_file)
             used_for.insert(0, "thresholds")

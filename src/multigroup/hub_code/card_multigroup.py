@@ -50,6 +50,16 @@ def model_card(
     for group in config.groups:
         labels = ", ".join(f"`{cell(label)}`" for label in group["labels"]) or "(a number)"
         lines.append(f"| `{cell(group['name'])}` | {group['type']} | {labels} | {group['weight']} |")
+    classifying = [group for group in config.groups if group["type"] != "regression"]
+    calibrated = [group for group in classifying if group.get("temperature") is not None]
+    if calibrated:
+        fitted = ", ".join(f"`{cell(group['name'])}` {group['temperature']:g}" for group in calibrated)
+        lines += ["", f"Scores are calibrated: each group's logits are divided by its temperature ({fitted}), fitted "
+                  "on the validation data; `ece` (expected calibration error of the top score) and `brier` below "
+                  "say how far a score can be trusted on each evaluation's data."]  # fmt: skip
+    elif classifying:
+        lines += ["", "Scores are the raw softmax and sigmoid outputs (no temperature fitted): check each group's "
+                  "`ece` and `brier` below before thresholding on them."]  # fmt: skip
     if training:
         lines += ["", "## Training", "", "`multigroup train` with these settings (`metrics.json` keeps them):", "",
                   "| setting | value |", "|---|---|"]  # fmt: skip

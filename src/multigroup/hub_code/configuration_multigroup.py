@@ -66,7 +66,10 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             `"multilabel"` or `"regression"`), `labels` (unique strings; none for regression), `weight` (float >= 0,
             default 1.0) and, for multilabel groups, `threshold` (a probability in (0, 1), one value or one per
             label, default 0.3) and `allow_empty` (default True: when False, the best label is always returned).
-            Optional: `class_weight` (multiclass) or `pos_weight` (multilabel), one positive number per label.
+            Optional: `class_weight` (multiclass) or `pos_weight` (multilabel), one positive number per label;
+            `temperature` (a classification group, > 0): its scores are those of its logits divided by it, fitted
+            on validation data by `multigroup.calibration.fit_temperatures` so that a score of 0.8 is right 80% of
+            the time; it never changes a multiclass decision.
         encoder_type (`str`, *optional*, defaults to `"camembert"`):
             The `model_type` of the encoder (`"camembert"`, `"bert"`, `"roberta"`, `"xlm-roberta"`).
         loss_weighting (`str`, *optional*, defaults to `"balanced"`):

@@ -26,7 +26,8 @@ class DecodingMixin:
         """The decision rule, the one place it lives: scores and choices per group for a `(n, num_columns)` array.
 
         Returns, per group name: multiclass `{"scores": (n, k) softmax, "index": (n,) argmax}`; multilabel
-        `{"scores": (n, k) sigmoid, "selected": (n, k) bool}`; regression `{"values": (n,)}`. `threshold`
+        `{"scores": (n, k) sigmoid, "selected": (n, k) bool}`; regression `{"values": (n,)}`. A group's scores are
+        those of its logits divided by its `temperature` (calibration; 1 when absent). `threshold`
         overrides the multilabel thresholds: one probability for every multilabel group, or `{group: value}`.
         """
         logits = self._checked_logits(logits)
@@ -82,6 +83,9 @@ class DecodingMixin:
             columns = (starts[:, None] + torch.arange(width + 1, device=device).clamp(max=width - 1)).flatten()
             raw = logits.index_select(1, columns).view(rows, len(members), width + 1).transpose(0, 1).contiguous()
             raw = raw[..., :width]
+            temperatures = [group.get("temperature", 1.0) for group in members]  # calibration: scores of z / T
+            if any(value != 1.0 for value in temperatures):
+                raw = raw / torch.tensor(temperatures, dtype=raw.dtype, device=device)[:, None, None]
             if kind == "multiclass":
                 scores = raw.softmax(-1)
                 decided.append({"groups": members, "scores": scores, "index": scores.argmax(-1)})

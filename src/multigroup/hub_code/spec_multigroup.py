@@ -23,6 +23,7 @@ _GROUP_KEYS = {
     "pos_weight",
     "loss_scale",
     "prior",
+    "temperature",
 }
 
 
@@ -125,6 +126,13 @@ def normalize_group(group: Any, index: int) -> dict:
             _check_positive_list(out, key, len(out["labels"]))
     if group.get("prior") is not None:
         out["prior"] = _check_prior(name, kind, group["prior"], max(len(out["labels"]), 1))
+    if group.get("temperature") is not None:  # fitted by `multigroup.calibration`; absent: 1, the raw logits
+        temperature = group["temperature"]
+        if kind == "regression":
+            raise ValueError(f"Group `{name}`: `temperature` does not apply to a regression group; remove it.")
+        if not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"Group `{name}`: `temperature` must be a finite number > 0, got {temperature!r}.")
+        out["temperature"] = float(temperature)
     return out
 
 

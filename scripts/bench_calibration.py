@@ -1,0 +1,100 @@
+"""Calibration: each group's expected calibration error, Brier score and F1 on the test split, raw scores against
+temperatures fitted on the validation split (what `multigroup train` does by default; `--no-calibrate` is the raw
+arm), thresholds picked on validation after either (the default rule), over one model per seed.
+
+    multigroup train ... --seed 0 --output-dir out/laptops-0    # (and --seed 1 ...) at train's defaults
+    python scripts/bench_calibration.py --data-dir ../shared/data/semeval16_absa_laptops_en \
+        --model out/laptops-0 out/laptops-1
+
+Both arms come from the same logits of each model (the temperatures and thresholds are the only difference), gold
+labels the model lacks counted as misses. Writes scripts/results/bench_calibration_DATA.{json,md}.
+"""
+
+import argparse
+import copy
+import statistics
+from pathlib import Path
+
+from _harness import RESULTS, THREADS, machine, quiet_logging, write_results
+
+KEYS = ("ece", "brier", "f1_micro", "f1_macro")
+
+
+def arms(config, validation, test):
+    """Per arm, the test metrics of `config` with thresholds (and temperatures, for `calibrated`) fitted on
+    `validation` = (logits, labels); `test` = (logits, labels, missed)."""
+    from multigroup.calibration import fit_temperatures
+    from multigroup.metrics import compute_metrics
+    from multigroup.thresholds import choose_thresholds
+
+    out = {}
+    for arm in ("raw", "calibrated"):
+        fitted = copy.deepcopy(config)
+        for group in fitted.groups:
+            group.pop("temperature", None)
+        if arm == "calibrated":
+            fit_temperatures(fitted, *validation)
+        choose_thresholds(fitted, *validation)
+        out[arm] = compute_metrics(fitted, test[0], test[1], missed=test[2])
+        out[arm]["temperatures"] = {g["name"]: g.get("temperature", 1.0) for g in fitted.groups if g["type"] != "regression"}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", required=True, help="saved multigroup model folders (one per seed)")
+    parser.add_argument("--data-dir", required=True, help="folder with validation.jsonl and test.jsonl")
+    parser.add_argument("--output", help="results path without suffix (default scripts/results/bench_calibration_DATA)")
+    args = parser.parse_args()
+    output = args.output or str(RESULTS / f"bench_calibration_{Path(args.data_dir).name}")
+
+    import torch
+    from transformers import AutoTokenizer
+
+    import multigroup
+    from multigroup import AutoModelForMultiGroupClassification
+    from multigroup.data import labelled_file
+    from multigroup.inference import batched_logits
+
+    quiet_logging(datasets=True)
+    torch.set_num_threads(THREADS)
+    runs = []
+    for folder in args.model:
+        model = AutoModelForMultiGroupClassification.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        split = {}
+        for name in ("validation", "test"):
+            texts, labels, missed = labelled_file(Path(args.data_dir) / f"{name}.jsonl", tokenizer, model.config)
+            split[name] = (batched_logits(model, tokenizer, texts, 32), labels, missed)
+        runs.append(arms(model.config, split["validation"][:2], split["test"]))
+    groups = [g for g in model.config.groups if g["type"] != "regression"]
+    summary = {}
+    for group in groups:
+        for key in KEYS:
+            if group["type"] == "multilabel" and key == "ece":
+                continue
+            for arm in ("raw", "calibrated"):
+                values = [run[arm][f"{group['name']}_{key}"] for run in runs]
+                summary[f"{group['name']}_{key}_{arm}"] = {"mean": statistics.mean(values), "values": values}
+    results = {"models": args.model, "data": args.data_dir, "multigroup": multigroup.__version__,
+               "machine": machine(), "runs": runs, "summary": summary}  # fmt: skip
+    lines = [f"Test split of `{Path(args.data_dir).name}`, {len(runs)} model(s) (mean, then each model's value); "
+             "thresholds picked on validation in both arms.", "",
+             "| group | metric | raw | calibrated |", "|---|---|---|---|"]  # fmt: skip
+    for group in groups:
+        for key in KEYS:
+            if f"{group['name']}_{key}_raw" not in summary:
+                continue
+            cells = []
+            for arm in ("raw", "calibrated"):
+                entry = summary[f"{group['name']}_{key}_{arm}"]
+                cells.append(f"{entry['mean']:.4f} ({', '.join(f'{v:.4f}' for v in entry['values'])})")
+            lines.append(f"| `{group['name']}` | {key} | {cells[0]} | {cells[1]} |")
+    temperatures = [", ".join(f"{k} {v:g}" for k, v in run["calibrated"]["temperatures"].items()) for run in runs]
+    lines += ["", "Temperatures fitted: " + "; ".join(temperatures)]
+    markdown = "\n".join(lines)
+    write_results(output, results, markdown)
+
+
+if __name__ == "__main__":
+    main()
