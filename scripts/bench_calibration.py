@@ -36,7 +36,9 @@ def arms(config, validation, test):
             fit_temperatures(fitted, *validation)
         choose_thresholds(fitted, *validation)
         out[arm] = compute_metrics(fitted, test[0], test[1], missed=test[2])
-        out[arm]["temperatures"] = {g["name"]: g.get("temperature", 1.0) for g in fitted.groups if g["type"] != "regression"}
+        out[arm]["temperatures"] = {
+            g["name"]: g.get("temperature", 1.0) for g in fitted.groups if g["type"] != "regression"
+        }
     return out
 
 
@@ -44,7 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", required=True, help="saved multigroup model folders (one per seed)")
     parser.add_argument("--data-dir", required=True, help="folder with validation.jsonl and test.jsonl")
-    parser.add_argument("--output", help="results path without suffix (default scripts/results/bench_calibration_DATA)")
+    parser.add_argument(
+        "--output", help="results path without suffix (default scripts/results/bench_calibration_DATA)"
+    )
     args = parser.parse_args()
     output = args.output or str(RESULTS / f"bench_calibration_{Path(args.data_dir).name}")
 

@@ -74,7 +74,8 @@ def test_train_saves_a_complete_model_with_metrics_and_card(trained):
     assert all(isinstance(value, float) and value > 0 for value in temperatures)
     card = (output / "README.md").read_text()
     assert "library_name: transformers" in card and "custom_code" in card and "`price`" in card
-    assert f"Scores are calibrated: each group's logits are divided by its temperature (`score` {temperatures[0]:g}" in card
+    calibrated = f"each group's logits are divided by its temperature (`score` {temperatures[0]:g}"
+    assert calibrated in card
     clf = pipeline("multi-group-classification", model=str(output), trust_remote_code=True)
     assert list(clf("i love it")) == ["score", "topics"]
 
@@ -289,7 +290,8 @@ def test_scores_say_where_they_were_measured(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert re.search(r"^  topics: [0-9.]+ for each of its 3 labels$", printed, re.MULTILINE) and "food=" not in printed
     recorded = json.loads((output / "metrics.json").read_text())
-    assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == [(validation, ["thresholds", "temperatures"])]
+    tuned = [(validation, ["thresholds", "temperatures"])]
+    assert [(e["file"], e["used_for"]) for e in recorded["evaluations"]] == tuned
     assert held_out not in (output / "README.md").read_text()
     thresholds = json.loads((output / "config.json").read_text())["groups"][1]["threshold"]
     assert len(set(thresholds)) == 1

@@ -126,7 +126,8 @@ def compute_metrics(
             metrics[f"{name}_accuracy"] = float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0
         else:
             metrics[f"{name}_subset_accuracy"] = subset_accuracy(y_true, y_pred)
-        metrics.update({f"{name}_{key}": value for key, value in calibration_errors(group["type"], scores, y_true).items()})
+        errors = calibration_errors(group["type"], scores, y_true)
+        metrics.update({f"{name}_{key}": value for key, value in errors.items()})
         tp_all.append(tp), fp_all.append(fp), fn_all.append(fn), group_macros.append(macro)
     if tp_all:
         tp, fp, fn = np.concatenate(tp_all), np.concatenate(fp_all), np.concatenate(fn_all)

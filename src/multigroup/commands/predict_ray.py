@@ -47,8 +47,9 @@ class Rows(MultiGroupPredictor):
 
 
 def dataset(path: str, address: str | None, cpus: int = 1):
-    """The file (a local path or a URL Ray Data reads: `s3://...`, `gs://...`, `file://...`) as a Ray dataset, rows in file order; on the cluster at `address` (or `RAY_ADDRESS`), else on a
-    local one started here, with at least `cpus` (the actors' CPUs) plus one for Ray Data's own tasks."""
+    """The file (a local path or a URL Ray Data reads: `s3://...`, `gs://...`, `file://...`) as a Ray dataset, rows
+    in file order; on the cluster at `address` (or `RAY_ADDRESS`), else on a local one started here, with at least
+    `cpus` (the actors' CPUs) plus one for Ray Data's own tasks."""
     import ray
 
     suffix = PurePosixPath(path).suffix
@@ -99,7 +100,8 @@ def predict(args, path: str, partial: Path, side, options: dict, lines):
         Rows, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=args.chunk_size or args.batch_size * 64,
         compute=ray.data.ActorPoolStrategy(size=args.workers), num_cpus=args.threads,
     )  # fmt: skip
-    count, line, writer = 0, 2 if PurePosixPath(path).suffix.lower() == ".csv" else 1, None  # a CSV's header is its line 1
+    csv = PurePosixPath(path).suffix.lower() == ".csv"
+    count, line, writer = 0, 2 if csv else 1, None  # a CSV's header is its line 1
     skipped, empty = lines
     lines_out = nullcontext() if parquet else open(partial, "w", encoding="utf-8")
     with tqdm(desc="texts", unit=" texts", file=sys.stderr) as bar, lines_out as out:
