@@ -55,6 +55,12 @@ def register(parser) -> None:
     add_threshold_rule_argument(parser)
     add_calibration_argument(parser)
     parser.add_argument(
+        "--relations", choices=["infer", "none"], default="infer",
+        help="infer (default): the relations between groups that hold on every training row (a composed group such "
+        "as aspects = entities#attributes, a frequent label that implies another group's), kept by every decode so "
+        "predictions never contradict them; none: each group decided alone",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-tune-thresholds", action="store_true",
         help="keep the groups' own thresholds (0.3 unless --groups sets them); --thresholds fixed sets 0.5",
     )  # fmt: skip
@@ -105,6 +111,20 @@ def _groups(args, table) -> list[dict]:
     return groups
 
 
+def _infer_relations(config, table, file: str) -> None:
+    """Store (and print) the relations that hold on every row of the training table."""
+    from ..hub_code.spec_multigroup import normalize_relations
+    from ..relations import infer_relations
+
+    found = infer_relations(table, config.groups)
+    config.relations = normalize_relations(found, config.groups) or None
+    if found:
+        shown = [f"{r['compose']} = {r['separator'].join(r['of'])}" if "compose" in r else f"{r['if']} implies "
+                 f"{', '.join(r['then'])}" for r in found]  # fmt: skip
+        print(f"Relations that hold on every row of {file} (kept by every decode; --relations none to drop them):\n"
+              + "\n".join(f"  {line}" for line in shown), file=sys.stderr)  # fmt: skip
+
+
 def _has_accelerator() -> bool:
     import torch
 
@@ -146,6 +166,8 @@ def run(args, extra: list[str]) -> int:
         )
     model.config.base_model = args.model if is_hub_id(args.model) else None  # never a path on this machine
     config = model.config
+    if args.relations == "infer":
+        _infer_relations(config, train_table, args.train_file)
     # --unknown-labels covers the validation file only: a training label outside --groups is an error.
     train = prepare_dataset(
         train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None, source=args.train_file
@@ -178,7 +200,7 @@ def run(args, extra: list[str]) -> int:
         **settings, "head_learning_rate": head_rate,
         "max_length": args.max_length, "pooling": config.pooling, "loss_weighting": config.loss_weighting,
         "class_weights": args.class_weights, "thresholds": rule if args.validation_file else None,
-        "calibrated": bool(args.calibrate and args.validation_file),
+        "calibrated": bool(args.calibrate and args.validation_file), "relations": args.relations,
         "teachers": [shown_path(folder) for folder in args.teachers] or None, "multigroup": version("multigroup"),
     }  # fmt: skip
     shown = ", ".join(

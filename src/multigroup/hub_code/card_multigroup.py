@@ -50,6 +50,15 @@ def model_card(
     for group in config.groups:
         labels = ", ".join(f"`{cell(label)}`" for label in group["labels"]) or "(a number)"
         lines.append(f"| `{cell(group['name'])}` | {group['type']} | {labels} | {group['weight']} |")
+    for relation in getattr(config, "relations", None) or []:
+        if relation is config.relations[0]:
+            lines += ["", "Relations kept by every prediction (no label without what it implies):", ""]
+        if "compose" in relation:
+            parts, composed = " and ".join(f"`{cell(name)}`" for name in relation["of"]), cell(relation["compose"])
+            lines.append(f"- each `{composed}` label joins a label of {parts} with `{cell(relation['separator'])}`, "
+                         f"and implies them; those hold only with one of their `{composed}` labels")  # fmt: skip
+        else:
+            lines.append(f"- `{cell(relation['if'])}` implies {', '.join(f'`{cell(r)}`' for r in relation['then'])}")
     classifying = [group for group in config.groups if group["type"] != "regression"]
     calibrated = [group for group in classifying if group.get("temperature") is not None]
     if calibrated:

@@ -14,7 +14,7 @@ import transformers
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # in every transformers 4 and 5
 
 from .decoding_multigroup import DecodingMixin  # torch only
-from .spec_multigroup import MISSING, is_number, normalize_group  # standard library only
+from .spec_multigroup import MISSING, is_number, normalize_group, normalize_relations  # standard library only
 from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
@@ -102,6 +102,13 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             training set (with the 60x head, the plain path's restaurants `aspects` macro-F1 went from 0.477 to
             0.594 at 2 epochs: README, Quality). Turned off once priors are set, or by the first training step.
             Configs saved before this field existed load with False.
+        relations (`list[dict]`, *optional*):
+            What the groups' labels say about each other, kept by the one decode so that no prediction contradicts
+            them: `{"if": "aspects:BATTERY#QUALITY", "then": ["entities:BATTERY", "attributes:QUALITY"]}` (a
+            multilabel label implies labels of other groups) and `{"compose": "aspects", "of": ["entities",
+            "attributes"], "separator": "#"}` (each `aspects` label joins one label of each; an `entities` or
+            `attributes` label then holds only with one of its `aspects`). `multigroup.relations.infer_relations`
+            finds them in training data. `decode(..., relations=False)` decides each group alone.
         kwargs:
             The encoder's own hyperparameters (`vocab_size`, `hidden_size`, ...); missing ones take the defaults of
             the encoder family's config.
@@ -143,6 +150,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         head_multiplier: float = 60.0,
         per_group_dense: bool | None = None,
         fit_priors: bool = True,
+        relations: list[dict] | None = None,
         **kwargs,
     ):
         if encoder_type not in CONFIG_MAPPING:
@@ -169,7 +177,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         )
         self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
         self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
-        self.fit_priors = fit_priors
+        self.fit_priors, self.relations = fit_priors, relations
         super().__init__(**kwargs)
         self.validate_groups()
 
@@ -202,6 +210,8 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         if not isinstance(self.fit_priors, bool):
             raise ValueError(f"`fit_priors` must be True or False, got {self.fit_priors!r}.")
         if self.groups is None:  # the bare default, or a plain encoder's config read without groups (PEFT does)
+            if self.relations:
+                raise ValueError("`relations` name groups: give `groups` too.")
             return
         if not isinstance(self.groups, (list, tuple)) or not self.groups:
             raise ValueError(
@@ -215,6 +225,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         if duplicates:
             raise ValueError(f"Group names must be unique, got {duplicates} more than once.")
         self.groups = groups
+        self.relations = normalize_relations(self.relations, groups) or None
         self.require_groups()  # and the defaults that depend on the groups
         # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
         self.id2label = dict(enumerate(self.column_names))

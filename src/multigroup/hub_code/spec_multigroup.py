@@ -178,3 +178,99 @@ def prior_offsets(groups: list[dict]) -> list[float] | None:
 def spelled_like_hub_id(name) -> bool:
     """`org/name` or `name`, as the Hub spells repo ids (whether or not a folder here has that name)."""
     return isinstance(name, str) and bool(re.fullmatch(r"\w[\w.-]*(/\w[\w.-]*)?", name))
+
+
+# -- relations between groups ----------------------------------------------------------------------------------------
+
+
+def _label_ref(ref: Any, groups: dict[str, dict], where: str) -> tuple[str, str]:
+    """`"group:label"` split and checked: the group exists, is a classification group and has the label."""
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ValueError(f"{where}: a label is written `group:label`, got {ref!r}.")
+    name, label = ref.split(":", 1)
+    if name not in groups:
+        raise ValueError(f"{where}: no group `{name}` (in {ref!r}); the groups are {list(groups)}.")
+    if groups[name]["type"] == "regression" or label not in groups[name]["labels"]:
+        raise ValueError(f"{where}: group `{name}` has no label {label!r} (in {ref!r}).")
+    return name, label
+
+
+def normalize_relations(relations: Any, groups: list[dict]) -> list[dict]:
+    """Validate the relations between groups and return them in canonical form. Two kinds:
+
+    - `{"if": "aspects:BATTERY#QUALITY", "then": ["entities:BATTERY", "attributes:QUALITY"]}`: a multilabel label
+      implies labels of other groups (multilabel, or the class of a multiclass group).
+    - `{"compose": "aspects", "of": ["entities", "attributes"], "separator": "#"}`: every label of the multilabel
+      group `aspects` is an `entities` label and an `attributes` label joined by the separator; it implies both,
+      and an `entities` or `attributes` label holds only with one of its `aspects`.
+    """
+    if relations is None:
+        return []
+    if not isinstance(relations, (list, tuple)):
+        raise ValueError(f"`relations` must be a list of relation dicts, got {relations!r}.")
+    by_name, out = {group["name"]: group for group in groups}, []
+    for i, relation in enumerate(relations):
+        where = f"Relation #{i}"
+        if isinstance(relation, dict) and set(relation) == {"if", "then"}:
+            name, label = _label_ref(relation["if"], by_name, where)
+            if by_name[name]["type"] != "multilabel":
+                raise ValueError(
+                    f"{where}: `if` must be a multilabel group's label, `{name}` is {by_name[name]['type']}."
+                )
+            then = relation["then"] if isinstance(relation["then"], (list, tuple)) else [relation["then"]]
+            if not then or any(_label_ref(ref, by_name, where)[0] == name for ref in then):
+                raise ValueError(f"{where}: `then` must name labels of other groups than `{name}`, got {then!r}.")
+            out.append({"if": f"{name}:{label}", "then": [":".join(_label_ref(ref, by_name, where)) for ref in then]})
+        elif isinstance(relation, dict) and set(relation) == {"compose", "of", "separator"}:
+            out.append(_check_compose(relation, by_name, where))
+        else:
+            raise ValueError(
+                f"{where}: expected {{'if': 'group:label', 'then': ['group:label', ...]}} or {{'compose': 'group', "
+                f"'of': ['group', ...], 'separator': '#'}}, got {relation!r}."
+            )
+    return out
+
+
+def _check_compose(relation: dict, groups: dict[str, dict], where: str) -> dict:
+    composed, parts, separator = relation["compose"], relation["of"], relation["separator"]
+    names = [composed, *parts] if isinstance(parts, (list, tuple)) else [composed, parts]
+    for name in names:
+        if name not in groups or groups[name]["type"] != "multilabel":
+            raise ValueError(f"{where}: `{name}` must be a multilabel group; the groups are {list(groups)}.")
+    if not isinstance(parts, (list, tuple)) or len(parts) < 1 or composed in parts or len(set(parts)) < len(parts):
+        raise ValueError(f"{where}: `of` must list other multilabel groups than `{composed}`, got {parts!r}.")
+    if not isinstance(separator, str) or not separator:
+        raise ValueError(f"{where}: `separator` must be a non-empty string such as '#', got {separator!r}.")
+    for label in groups[composed]["labels"]:
+        pieces = label.split(separator) if len(parts) > 1 else [label.split(separator)[0]]
+        if len(pieces) != len(parts) or any(p not in groups[g]["labels"] for p, g in zip(pieces, parts)):
+            raise ValueError(
+                f"{where}: `{composed}` label {label!r} is not {separator.join(f'<{g} label>' for g in parts)}; "
+                "fix the label or the relation."
+            )
+    return {"compose": composed, "of": list(parts), "separator": separator}
+
+
+def relation_columns(relations: list[dict], groups: list[dict]) -> tuple[list, list]:
+    """The relations as logits columns: `implies` `[(column, [columns it implies])]` and `requires`
+    `[(column, [columns one of which must hold with it])]` (a composed group's parts)."""
+    starts, start = {}, 0
+    for group in groups:
+        starts[group["name"]] = start
+        start += max(len(group["labels"]), 1)
+    by_name = {group["name"]: group for group in groups}
+    column = lambda name, label: starts[name] + by_name[name]["labels"].index(label)  # noqa: E731
+    implies, requires = {}, {}
+    for relation in relations:
+        if "if" in relation:
+            implied = [column(*ref.split(":", 1)) for ref in relation["then"]]
+            implies.setdefault(column(*relation["if"].split(":", 1)), []).extend(implied)
+            continue
+        composed, parts, separator = relation["compose"], relation["of"], relation["separator"]
+        for label in by_name[composed]["labels"]:
+            pieces = label.split(separator) if len(parts) > 1 else [label.split(separator)[0]]
+            child = column(composed, label)
+            for piece, part in zip(pieces, parts):
+                implies.setdefault(child, []).append(column(part, piece))
+                requires.setdefault(column(part, piece), []).append(child)
+    return [(c, sorted(set(p))) for c, p in implies.items()], [(p, sorted(set(c))) for p, c in requires.items()]

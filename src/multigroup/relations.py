@@ -1,0 +1,128 @@
+"""Relations between groups found in training data (`infer_relations`), and the contradictions of predictions against
+them (`contradictions`); the config stores the relations (`MultiGroupConfig(relations=...)`), the one decode keeps
+them.
+
+Two kinds are found, each only where it holds on every training row that has the groups involved:
+- a composed group: every label of a multilabel group joins one label of each of other multilabel groups with a
+  separator (SemEval laptops: `aspects` is `entities#attributes`), and on every row its labels' parts are exactly
+  the other groups' labels;
+- a label that implies a label of another group (`emotions:joy` implies `sentiment:positive`), for labels seen on
+  at least `min_support` rows: a rarer label would imply whatever it happened to be seen with.
+
+Examples:
+
+```python
+>>> from datasets import Dataset
+>>> from multigroup.relations import infer_relations
+>>> groups = [{"name": "entities", "type": "multilabel", "labels": ["BATTERY", "LAPTOP"]},
+...           {"name": "aspects", "type": "multilabel", "labels": ["BATTERY#LIFE", "LAPTOP#PRICE"]},
+...           {"name": "attributes", "type": "multilabel", "labels": ["LIFE", "PRICE"]}]
+>>> rows = Dataset.from_list([{"entities": ["BATTERY"], "attributes": ["LIFE"], "aspects": ["BATTERY#LIFE"]},
+...                           {"entities": ["LAPTOP"], "attributes": ["PRICE"], "aspects": ["LAPTOP#PRICE"]},
+...                           {"entities": [], "attributes": [], "aspects": []}])
+>>> infer_relations(rows, groups)
+[{'compose': 'aspects', 'of': ['entities', 'attributes'], 'separator': '#'}]
+
+```
+"""
+
+from collections import Counter
+
+import numpy as np
+
+SEPARATORS = ("#", "/", ":", "|", ".", "-", "_")
+MIN_SUPPORT = 20
+
+
+def _label_sets(dataset, groups: list[dict], batch_size: int = 1000):
+    """Per row, `{group: set of labels}` (a multiclass group's one label; None where the row lacks the group)."""
+    names = [group["name"] for group in groups if group["type"] != "regression"]
+    for batch in dataset.select_columns(names).iter(batch_size=batch_size):
+        for i in range(len(batch[names[0]])):
+            row = {}
+            for name in names:
+                value = batch[name][i]
+                row[name] = None if value is None else {value} if isinstance(value, str) else set(value)
+            yield row
+
+
+def _composition(group: dict, others: list[dict], separator: str) -> list[str] | None:
+    """The groups whose labels `group`'s labels join with `separator`, position by position, or None."""
+    pieces = [label.split(separator) for label in group["labels"]]
+    width = len(pieces[0])
+    if width < 2 or any(len(p) != width for p in pieces):
+        return None
+    parts = []
+    for i in range(width):
+        found = [o["name"] for o in others if {p[i] for p in pieces} <= set(o["labels"]) and o["name"] not in parts]
+        if not found:
+            return None
+        parts.append(found[0])
+    return parts
+
+
+def infer_relations(dataset, groups: list[dict], min_support: int = MIN_SUPPORT) -> list[dict]:
+    """The relations that hold on every row of `dataset` (a `datasets.Dataset` with a column per group), in the
+    form `MultiGroupConfig(relations=...)` takes."""
+    multilabel = [group for group in groups if group["type"] == "multilabel"]
+    candidates = []
+    for group in multilabel:
+        for separator in SEPARATORS:
+            parts = _composition(group, [o for o in multilabel if o is not group], separator)
+            if parts:
+                candidates.append({"compose": group["name"], "of": parts, "separator": separator})
+                break
+    rows = list(_label_sets(dataset, groups)) if candidates or multilabel else []
+    relations = []
+    for relation in candidates:
+        names = [relation["compose"], *relation["of"]]
+        if all(
+            {label.split(relation["separator"])[i] for label in row[names[0]]} == row[part]
+            for row in rows
+            if all(row[name] is not None for name in names)
+            for i, part in enumerate(relation["of"])
+        ):
+            relations.append(relation)
+    related = [{r["compose"], *r["of"]} for r in relations]
+    carried, together = Counter(), Counter()  # rows with a label (and the target group); with both labels
+    for row in rows:
+        for source in multilabel:
+            for label in row[source["name"]] or ():
+                for target, labels in row.items():
+                    if target != source["name"] and labels is not None:
+                        carried[source["name"], label, target] += 1
+                        together.update((source["name"], label, target, other) for other in labels)
+    implied = {}
+    for (source, label, target, other), count in together.items():
+        if any({source, target} <= names for names in related) or count < min_support:
+            continue
+        if count == carried[source, label, target]:
+            implied.setdefault(f"{source}:{label}", []).append(f"{target}:{other}")
+    order = {group["name"]: i for i, group in enumerate(groups)}
+    for key in sorted(implied, key=lambda k: (order[k.split(":")[0]], k)):
+        relations.append({"if": key, "then": sorted(implied[key], key=lambda k: (order[k.split(":")[0]], k))})
+    return relations
+
+
+def contradictions(config, predictions: dict[str, dict]) -> np.ndarray:
+    """Per row, whether `config.group_predictions(...)`'s decisions contradict the config's relations: a label
+    without one it implies, or a part of a composed group without any of its composed labels."""
+    from .hub_code.spec_multigroup import relation_columns
+
+    implies, requires = relation_columns(config.relations or [], config.groups)
+    columns = []
+    for group in config.groups:
+        decided = predictions[group["name"]]
+        if group["type"] == "regression":
+            columns.append(np.zeros((len(decided["values"]), 1), dtype=bool))
+        elif group["type"] == "multiclass":
+            columns.append(np.eye(len(group["labels"]), dtype=bool)[np.asarray(decided["index"])])
+        else:
+            columns.append(np.asarray(decided["selected"], dtype=bool))
+    on = np.concatenate(columns, 1)
+    bad = np.zeros(len(on), dtype=bool)
+    for child, parents in implies:
+        bad |= on[:, child] & ~on[:, parents].all(1)
+    for parent, children in requires:
+        bad |= on[:, parent] & ~on[:, children].any(1)
+    return bad
