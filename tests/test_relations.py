@@ -109,7 +109,8 @@ def related_specs(draw):
     relations = [{"compose": "pairs", "of": ["left", "right"], "separator": "#"}]
     for tag in groups[4]["labels"]:
         if draw(st.booleans()):
-            then = draw(st.lists(st.sampled_from([f"mood:{m}" for m in groups[0]["labels"]] + [f"left:{x}" for x in left]), min_size=1, max_size=2))  # fmt: skip
+            targets = [f"mood:{m}" for m in groups[0]["labels"]] + [f"left:{x}" for x in left]
+            then = draw(st.lists(st.sampled_from(targets), min_size=1, max_size=2))
             relations.append({"if": f"tags:{tag}", "then": then})
     return groups, relations
 
