@@ -5,7 +5,8 @@ relations inferred from the training file and kept by the decode, over one model
     python scripts/bench_relations.py --data-dir ../shared/data/semeval16_absa_laptops_en \
         --model out/laptops-0 out/laptops-1
 
-Arms, from the same logits, thresholds and temperatures: `alone` (`decode(..., relations=False)`), `drop` (each group
+Temperatures and thresholds are fitted on the validation split as `multigroup train` fits them. Arms, from the
+same logits, thresholds and temperatures: `alone` (`decode(..., relations=False)`), `drop` (each group
 alone, then every label that contradicts dropped until none does: the simplest rule) and `joint` (the decode's
 rule: each conflict decided from both sides' margins). Gold labels the model lacks count as misses. Also counts the
 predicted labels of a composed group whose parts are missing from the same prediction. Writes
@@ -87,11 +88,13 @@ def main() -> None:
 
     import multigroup
     from multigroup import AutoModelForMultiGroupClassification
+    from multigroup.calibration import fit_temperatures
     from multigroup.data import labelled_file, load_table
     from multigroup.hub_code.spec_multigroup import normalize_relations
     from multigroup.inference import batched_logits
     from multigroup.metrics import compute_metrics
     from multigroup.relations import contradictions, infer_relations
+    from multigroup.thresholds import choose_thresholds
 
     quiet_logging(datasets=True)
     torch.set_num_threads(THREADS)
@@ -101,6 +104,11 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         config = copy.deepcopy(model.config)
         config.relations = normalize_relations(infer_relations(table, config.groups), config.groups) or None
+        # temperatures and thresholds as `multigroup train` now fits them on validation (the default rules)
+        texts, labels, _ = labelled_file(Path(args.data_dir) / "validation.jsonl", tokenizer, config)
+        logits = batched_logits(model, tokenizer, texts, 32)
+        fit_temperatures(config, logits, labels)
+        choose_thresholds(config, logits, labels)
         texts, labels, missed = labelled_file(Path(args.data_dir) / "test.jsonl", tokenizer, config)
         logits = batched_logits(model, tokenizer, texts, 32)
         alone = config.group_predictions(logits, relations=False)

@@ -98,18 +98,20 @@ def test_a_bad_temperature_is_refused_naming_the_group(group, match):
         MultiGroupConfig(groups=[group])
 
 
-def test_thresholds_are_chosen_on_the_calibrated_scores_and_decide_as_the_raw_search_does():
+def test_thresholds_are_stored_on_the_calibrated_scale_and_decide_as_without_calibration():
     logits, labels = _data(seed=3)
     raw, calibrated = MultiGroupConfig(groups=GROUPS), MultiGroupConfig(groups=GROUPS)
     temperature = fit_temperatures(calibrated, logits, labels)["topics"]
-    per_group = {"rule": "per_group", "grid": np.linspace(0.01, 0.99, 981)}
-    t_raw = choose_thresholds(raw, logits, labels, **per_group)["topics"][0]
-    t_cal = choose_thresholds(calibrated, logits, labels, **per_group)["topics"][0]
-    # the same cut on the logit, up to the grid: logit(t_cal) * T = logit(t_raw)
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    assert logit(t_cal) * temperature == pytest.approx(logit(t_raw), abs=0.1)
-    selected = [config.group_predictions(logits)["topics"]["selected"] for config in (raw, calibrated)]
-    assert (selected[0] != selected[1]).float().mean() < 0.01
+    for rule in ("shrunk", "per_label", "per_group"):
+        t_raw = np.array(choose_thresholds(raw, logits, labels, rule=rule)["topics"])
+        t_cal = np.array(choose_thresholds(calibrated, logits, labels, rule=rule)["topics"])
+        logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+        assert np.allclose(logit(t_cal) * temperature, logit(t_raw), atol=1e-4)  # the same cut on the logit
+        assert calibrated.group("topics")["threshold"] == list(t_cal) and not np.allclose(t_cal, t_raw)
+        selected = [config.group_predictions(logits)["topics"]["selected"] for config in (raw, calibrated)]
+        assert torch.equal(selected[0], selected[1]), rule
+        raw_metrics, calibrated_metrics = (compute_metrics(c, logits, labels) for c in (raw, calibrated))
+        assert calibrated_metrics["topics_f1_micro"] == raw_metrics["topics_f1_micro"]
 
 
 def test_ece_and_brier_equal_hand_computations_and_scikit_learn():

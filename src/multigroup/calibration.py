@@ -4,9 +4,9 @@ logits; the config stores it (the group's `temperature`), the one decode divides
 A fine-tuned encoder is over-confident (on SemEval-2016 laptops its `polarity` scored 0.761 on average on test for
 an accuracy of 0.689). Temperature scaling (Guo et al., 2017) fits one number per group, the `T` that minimises the
 group's negative log-likelihood of `softmax(z / T)` (multiclass) or `sigmoid(z / T)` (multilabel) on validation
-data. It changes no multiclass decision (the argmax of `z / T` is the argmax of `z`), and a multilabel group's
-thresholds are chosen after it, on the calibrated scores, so their decisions are those the same search would pick
-without it.
+data. It changes no decision: the argmax of `z / T` is the argmax of `z`, and a multilabel group's thresholds are
+searched on the raw scores and stored on the calibrated scale (`sigmoid(logit(t) / T)`, the same cut on the
+logit), so F1 is the same with and without it; only the scores move.
 
 Examples:
 

@@ -80,8 +80,7 @@ def choose_thresholds(
         if group["type"] != "multilabel":
             continue
         present = ~np.isnan(labels[:, columns]).any(axis=1)
-        temperature = group.get("temperature", 1.0)  # thresholds on the scores decode gives: calibrated
-        probs, truth = _sigmoid(logits[present, columns] / temperature), labels[present, columns] > 0.5
+        probs, truth = _sigmoid(logits[present, columns]), labels[present, columns] > 0.5
         if rule == "fixed":
             chosen[group["name"]] = [0.5] * truth.shape[1]
             if apply:  # stored like every rule's: the config's own default (0.3) differs
@@ -100,10 +99,22 @@ def choose_thresholds(
             if rule == "shrunk":
                 own = (positives[j] * own + strength * shared) / (positives[j] + strength)
             thresholds.append(round(float(own), 4))
-        chosen[group["name"]] = thresholds
+        # Searched on the raw scores, stored on the scale decode compares them with: a group's temperature
+        # (`multigroup.calibration`) then changes no decision, whatever the grid.
+        chosen[group["name"]] = calibrated_thresholds(thresholds, group.get("temperature", 1.0))
+        thresholds = chosen[group["name"]]
         if apply:
             group["threshold"] = thresholds
     return chosen
+
+
+def calibrated_thresholds(thresholds: list[float], temperature: float, inverse: bool = False) -> list[float]:
+    """Thresholds on raw sigmoid scores as thresholds on the scores of `logits / temperature` (the same cut on the
+    logit: `sigmoid(logit(t) / T)`), or back with `inverse=True`."""
+    if temperature == 1.0:
+        return list(thresholds)
+    scale = temperature if inverse else 1.0 / temperature
+    return [round(float(_sigmoid(np.log(t / (1 - t)) * scale)), 6) for t in thresholds]
 
 
 def edge_notes(
@@ -114,13 +125,14 @@ def edge_notes(
     notes = []
     for name, values in thresholds.items():
         labels = config.group(name)["labels"]
+        values = calibrated_thresholds(values, config.group(name).get("temperature", 1.0), inverse=True)
         for label, value in zip(labels, values):
-            if value <= grid[0]:
+            if value <= grid[0] + 1e-4:  # (back from the calibrated scale: rounded)
                 notes.append(
                     f"{name}/{label}: threshold {value} is the lowest tried: the model's scores for it stay low on "
                     "the validation data (a rare or under-trained label); more epochs or data would help."
                 )
-            elif value >= grid[-1]:
+            elif value >= grid[-1] - 1e-4:
                 notes.append(
                     f"{name}/{label}: threshold {value} is the highest tried: the model over-predicts it on the "
                     "validation data; check that label's annotations."
