@@ -593,3 +593,32 @@ def test_a_group_flag_takes_several_columns_or_repeats():
     assert args.multilabel == ["entities", "aspects"] and extra == ["--num_train_epochs", "1"]
     args, _ = parser.parse_known_args([*base, "--multilabel", "entities", "--multilabel", "aspects"])
     assert args.multilabel == ["entities", "aspects"]
+
+
+def test_train_infers_the_relations_prints_them_and_every_decode_keeps_them(encoder_dir, tmp_path, capsys):
+    rows = [
+        {"text": text, "entities": sorted({a.split("#")[0] for a in aspects}),
+         "attributes": sorted({a.split("#")[1] for a in aspects}), "aspects": aspects}
+        for text, aspects in [("the food was great", ["FOOD#QUALITY"]), ("slow rude staff", ["SERVICE#GENERAL"]),
+                              ("cheap good food", ["FOOD#PRICE", "FOOD#QUALITY"]), ("i love it", []),
+                              ("very expensive", ["FOOD#PRICE"]), ("great staff", ["SERVICE#GENERAL"])] * 2
+    ]  # fmt: skip
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    args = ["train", "--train-file", data, "--validation-file", data, "--multilabel", "entities", "attributes",
+            "aspects", "--model", str(encoder_dir), "--max_steps", "2", "--disable_tqdm", "true"]  # fmt: skip
+    assert main([*args, "--output-dir", str(tmp_path / "m")]) == 0
+    assert "Relations that hold on every row of" in capsys.readouterr().err
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["relations"] == [{"compose": "aspects", "of": ["entities", "attributes"], "separator": "#"}]
+    assert (
+        "each `aspects` label joins a label of `entities` and `attributes` with `#`"
+        in (tmp_path / "m" / "README.md").read_text()
+    )
+    out = tmp_path / "predictions.jsonl"
+    assert main(["predict", "--model", str(tmp_path / "m"), "--file", data, "--output", str(out)]) == 0
+    for line in map(json.loads, out.read_text().splitlines()):  # an untrained model, and not one contradiction
+        aspects = [a["label"].split("#") for a in line["aspects"]]
+        assert {e["label"] for e in line["entities"]} == {entity for entity, _ in aspects}
+        assert {e["label"] for e in line["attributes"]} == {attribute for _, attribute in aspects}
+    assert main([*args, "--output-dir", str(tmp_path / "n"), "--relations", "none"]) == 0
+    assert json.loads((tmp_path / "n" / "config.json").read_text())["relations"] is None

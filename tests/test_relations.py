@@ -199,3 +199,21 @@ def test_a_saved_model_with_relations_decodes_the_same_through_the_remote_code(t
     assert [
         {k: [e["label"] for e in v] if isinstance(v, list) else v["label"] for k, v in row.items()} for row in answered
     ] == [{k: [e["label"] for e in v] if isinstance(v, list) else v["label"] for k, v in row.items()} for row in mine]
+
+
+def test_the_pipeline_keeps_the_relations_unless_told_not_to():
+    from multigroup.pipeline_multigroup import MultiGroupClassificationPipeline
+
+    model, tokenizer = tiny_model(LAPTOPS, relations=[COMPOSE]), make_tokenizer()
+    clf = MultiGroupClassificationPipeline(model=model, tokenizer=tokenizer)
+    texts = ["the food was great", "slow rude staff", "i love it", "very expensive but good", "bad", "the queue"]
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    for group, columns in list(zip(model.config.groups, model.config.group_slices.values()))[1:]:
+        # each label's median score: half the texts pass it, the groups then disagree on some
+        group["threshold"] = logits[:, columns].sigmoid().median(0).values.tolist()
+    assert clf(texts, batch_size=4) == model.config.decode(logits)
+    assert clf(texts, relations=False) == model.config.decode(logits, relations=False)
+    assert clf(texts) != clf(texts, relations=False)  # this model's groups disagree: the relations decide
+    with pytest.raises(TypeError, match="`relations` must be True"):
+        clf(texts, relations="yes")

@@ -57,7 +57,8 @@ class MultiGroupClassificationPipeline(Pipeline):
 
     Call arguments: `top_k=None` (or an int k) returns every (or the k best) label with its score for each
     classification group; `groups=[...]` restricts the groups returned; `threshold=` overrides the multilabel
-    thresholds (one probability, or `{group: probability or per-label list}`); `batch_size=` sets how many texts
+    thresholds (one probability, or `{group: probability or per-label list}`); `relations=False` decides each group
+    alone, ignoring the config's relations; `batch_size=` sets how many texts
     go through the model at once (texts are grouped by length, so padding stays small). Texts longer than the
     model's maximum length are truncated.
     """
@@ -65,8 +66,10 @@ class MultiGroupClassificationPipeline(Pipeline):
     window_batches = WINDOW_BATCHES  # texts read and sorted by length together, in batches
     read_ahead: int | None = None  # batches tokenized ahead in a background thread; None: READ_AHEAD off CPU, else 0
 
-    def _sanitize_parameters(self, top_k=_UNSET, threshold=None, groups=None, max_length=None):
+    def _sanitize_parameters(self, top_k=_UNSET, threshold=None, groups=None, max_length=None, relations=None):
         postprocess = {}
+        if relations is not None:
+            postprocess["relations"] = relations
         if top_k is not _UNSET:
             postprocess["top_k"] = top_k
         if threshold is not None:
@@ -87,7 +90,7 @@ class MultiGroupClassificationPipeline(Pipeline):
         batch_size = (self._batch_size or 1) if batch_size is None else batch_size
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-        checked = {"top_k", "threshold", "groups", "max_length"}  # fail at the call, not at the first result
+        checked = {"top_k", "threshold", "groups", "max_length", "relations"}  # fail at the call, not later
         self._sanitize_parameters(**{key: value for key, value in kwargs.items() if key in checked})
         results = self._in_order(stream, batch_size, kwargs)
         return list(results) if sized else results
@@ -157,8 +160,12 @@ class MultiGroupClassificationPipeline(Pipeline):
     def _forward(self, inputs: dict) -> dict:
         return {"logits": self.model(**inputs["model_inputs"]).logits, "single": inputs.get("single", False)}
 
-    def postprocess(self, outputs: dict, top_k: int | None = 1, threshold=None, groups=None) -> dict | list[dict]:
-        rows = self.model.config.decode(outputs["logits"], top_k=top_k, threshold=threshold, groups=groups)
+    def postprocess(
+        self, outputs: dict, top_k: int | None = 1, threshold=None, groups=None, relations: bool = True
+    ) -> dict | list[dict]:
+        rows = self.model.config.decode(
+            outputs["logits"], top_k=top_k, threshold=threshold, groups=groups, relations=relations
+        )
         return rows[0] if outputs["single"] else rows
 
 
