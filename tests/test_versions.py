@@ -142,3 +142,39 @@ print("RESULT" + json.dumps(found))
     found = json.loads(completed.stdout.split("RESULT")[-1])
     # RobertaConfig defaults to 512 positions, of which pad_token_id + 1 = 2 are never used by text
     assert found == {"roberta": [1], "bert": [0], "camembert": [1], "max_tokens": 510}
+
+
+RELATED = [
+    {"name": "polarity", "type": "multiclass", "labels": ["negative", "positive"], "temperature": 1.7},
+    {"name": "entities", "type": "multilabel", "labels": ["BATTERY", "LAPTOP"], "temperature": 1.3},
+    {"name": "attributes", "type": "multilabel", "labels": ["PRICE", "QUALITY"]},
+    {"name": "aspects", "type": "multilabel", "labels": ["BATTERY#QUALITY", "LAPTOP#PRICE"], "threshold": 0.4},
+]
+DECODE = """
+import json, sys, torch, transformers
+from transformers import AutoConfig
+config = AutoConfig.from_pretrained("model", trust_remote_code=True)
+logits = torch.load("logits.pt")
+print("RESULT" + json.dumps({"version": transformers.__version__, "relations": config.relations,
+                             "top1": config.decode(logits), "all": config.decode(logits, top_k=None)}))
+"""
+
+
+@pytest.mark.skipif(not OLD_PYTHONS, reason="`make old-transformers` makes the transformers 4 environments")
+@pytest.mark.parametrize(
+    "python", OLD_PYTHONS, ids=lambda path: path.parent.parent.name.removeprefix(".venv-transformers-")
+)
+def test_relations_and_temperatures_decode_the_same_under_transformers_4(python, tmp_path):
+    from conftest import tiny_model
+
+    relations = [{"compose": "aspects", "of": ["entities", "attributes"], "separator": "#"}]
+    model = tiny_model(RELATED, relations=relations)
+    model.save_pretrained(tmp_path / "model")
+    logits = torch.randn(40, model.config.num_columns, generator=torch.Generator().manual_seed(0)) * 3
+    torch.save(logits, tmp_path / "logits.pt")
+    completed = run_isolated(python, DECODE, tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.split("RESULT")[-1])
+    assert result["version"].startswith("4.") and result["relations"] == relations
+    assert result["top1"] == json.loads(json.dumps(model.config.decode(logits)))
+    assert result["all"] == json.loads(json.dumps(model.config.decode(logits, top_k=None)))
