@@ -229,14 +229,16 @@ def test_onnx_flags_that_cannot_run_say_how_to_fix_them(exported, tmp_path, caps
 def test_export_with_a_check_file_reports_what_evaluate_measures(exported, tmp_path, capsys):
     import json
 
-    from multigroup.onnx import RECIPES
+    from multigroup.onnx import LAYER_RECIPE, RECIPES
 
     file = _labelled(tmp_path)
     out = tmp_path / "onnx"
     args = ["export", "onnx", "--model", str(exported / "model"), "--output", str(out), "--quantize"]
     assert main([*args, "--check-file", file]) == 0
     report = json.loads((out / "int8.json").read_text())
-    assert report["recipe"] in RECIPES and report["file"] == file and report["budget"] == 0.005
+    layers = [LAYER_RECIPE.format(layer) for layer in range(6)]  # MiniLM's six, tried between the two ends
+    assert report["recipe"] in (*RECIPES, *layers) and report["file"] == file and report["budget"] == 0.005
+    assert list(report["tried"]) == [RECIPES[0], *layers, RECIPES[1]][: len(report["tried"])]
     assert list(report["tried"])[0] == RECIPES[0] and report["within_budget"] == (
         report["tried"][report["recipe"]] <= 0.005
     )
@@ -276,6 +278,13 @@ def test_the_slower_recipe_keeps_the_feed_forward_outputs_in_fp32(exported, tmp_
         )
     layers = 6  # MiniLM: one feed-forward output projection per layer leaves int8
     assert counts["matmul-ffn-out-fp32"]["MatMulInteger"] == counts["matmul"]["MatMulInteger"] - layers
+    _quantize(folder, "matmul-ffn-out-fp32-layer-2")  # that one layer's, and no other
+    graph = onnx.load(str(folder / "model_int8.onnx")).graph
+    fp32 = [node.name for node in graph.node if node.op_type == "MatMul" and "/output/dense/" in node.name
+            and "attention" not in node.name]  # fmt: skip
+    assert fp32 == ["/model/bert/encoder/layer.2/output/dense/MatMul"]
+    with pytest.raises(ValueError, match="Unknown int8 recipe 'matmul-fast'"):
+        _quantize(folder, "matmul-fast")
 
 
 def test_a_check_file_needs_quantize(exported, tmp_path, capsys):

@@ -37,9 +37,11 @@ class _LogitsOnly(torch.nn.Module):
 
 # int8 recipes, fastest first. Each quantizes the encoder's MatMul weights per output channel (activations per
 # batch, at run time) and keeps the embeddings' lookup in fp32: quantizing the embeddings or every weight with one
-# scale cost up to 0.025 F1 on SemEval. The second also keeps the feed-forward output projections in fp32 (their
-# inputs carry the activation outliers), ~1.3x slower at batch 32. scripts/bench_onnx.py measures them.
+# scale cost up to 0.025 F1 on SemEval. Between the two ends, `matmul-ffn-out-fp32-layer-N` keeps one layer's
+# feed-forward output projection in fp32 (their inputs carry the activation outliers, one layer's often most);
+# the last keeps every layer's, ~1.8x slower at batch 32 on MiniLM. scripts/bench_onnx.py measures them.
 RECIPES = ("matmul", "matmul-ffn-out-fp32")
+LAYER_RECIPE = "matmul-ffn-out-fp32-layer-{}"
 MAX_F1_DROP = 0.005  # the int8 graph's budget on a check file, per group, micro and macro F1
 INT8_REPORT = "int8.json"
 
@@ -110,7 +112,8 @@ def quantize_onnx(folder: str | Path, check_file: str | Path | None = None, text
         _quantize(folder, recipe)
     else:
         scored = _labelled(folder, check_file, text_column)
-        for recipe in RECIPES:
+        layers = sorted({int(layer) for name in _ffn_outputs(folder) for layer in _LAYER.findall(name)})
+        for recipe in (RECIPES[0], *(LAYER_RECIPE.format(layer) for layer in layers), RECIPES[1]):
             _quantize(folder, recipe)
             tried[recipe] = _f1_drops(folder, *scored)
             if _worst(tried[recipe]) <= MAX_F1_DROP:
@@ -128,14 +131,18 @@ def quantize_onnx(folder: str | Path, check_file: str | Path | None = None, text
 
 
 def _quantize(folder: Path, recipe: str) -> None:
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = folder / ONNX_FILE
     keep = []
-    if recipe == "matmul-ffn-out-fp32":
-        keep = [node.name for node in onnx.load(str(source)).graph.node if node.op_type == "MatMul"
-                and _FFN_OUTPUT.search(node.name) and "attention" not in node.name]  # fmt: skip
+    if recipe == RECIPES[1]:
+        keep = _ffn_outputs(folder)
+    elif recipe.startswith(LAYER_RECIPE.format("")):
+        layer = recipe.removeprefix(LAYER_RECIPE.format(""))
+        keep = [name for name in _ffn_outputs(folder) if _LAYER.findall(name) == [layer]]
+    elif recipe != RECIPES[0]:
+        choices = f"{RECIPES[0]!r}, {LAYER_RECIPE.format('N')!r} or {RECIPES[1]!r}"
+        raise ValueError(f"Unknown int8 recipe {recipe!r}: {choices}.")
     quantize_dynamic(
         str(source), str(folder / QUANTIZED_FILE), weight_type=QuantType.QInt8, per_channel=True,
         op_types_to_quantize=["MatMul", "Gemm", "Attention"], nodes_to_exclude=keep,
@@ -143,8 +150,17 @@ def _quantize(folder: Path, recipe: str) -> None:
 
 
 # The feed-forward output projection of each layer, as torch.onnx names it: BERT-like `layer.N/output/dense`,
-# DistilBERT `ffn/lin2`, ELECTRA and DeBERTa as BERT.
+# DistilBERT `ffn/lin2`, ELECTRA and DeBERTa as BERT; `layer.N/` names its layer.
 _FFN_OUTPUT = re.compile(r"/output/dense/|/ffn/lin2/")
+_LAYER = re.compile(r"layer\.(\d+)/")
+
+
+def _ffn_outputs(folder: Path) -> list[str]:
+    """The MatMul nodes of `model.onnx` that are feed-forward output projections."""
+    import onnx
+
+    return [node.name for node in onnx.load(str(folder / ONNX_FILE)).graph.node if node.op_type == "MatMul"
+            and _FFN_OUTPUT.search(node.name) and "attention" not in node.name]  # fmt: skip
 
 
 def _labelled(folder: Path, file, text_column: str):
