@@ -4,9 +4,10 @@
 
 Each arm is the command itself, run in a subprocess, one after another (nothing else running), timed from start to
 end (loading included: what a user waits for): `local` (2 threads), `ray` (`--engine ray --workers 2 --threads 1`,
-a local Ray cluster started by the command), and with `--onnx` (a folder `multigroup export onnx --quantize` wrote)
+a local Ray cluster started by the command), `ray_1_worker` (`--workers 1 --threads 2`), and with `--onnx` (a folder `multigroup export onnx --quantize` wrote)
 `onnx_fp32` and `onnx_int8`. The texts: the data folder's train, validation and test sentences repeated to 20,000.
-Labels are compared with the `local` arm's (fp32 ONNX should give the same; int8 within its F1 budget).
+Labels are compared with the `local` arm's (fp32 ONNX should give the same; int8 within its F1 budget). Peak
+resident memory, sampled every 0.2 s: the command's process, and the largest Ray actor.
 Writes scripts/results/bench_distributed.{json,md} (or --output).
 """
 
@@ -28,10 +29,34 @@ def arms(model: str, onnx: str | None) -> dict[str, list[str]]:
     out = {
         "local": ["--model", model],
         "ray": ["--model", model, "--engine", "ray", "--workers", "2", "--threads", "1"],
+        "ray_1_worker": ["--model", model, "--engine", "ray", "--workers", "1", "--threads", "2"],
     }
     if onnx:
         out |= {"onnx_fp32": ["--onnx", onnx], "onnx_int8": ["--onnx", onnx, "--int8"]}
     return out
+
+
+def run_sampled(command: list[str], env: dict) -> dict[str, float]:
+    """Run `command`, sampling every 0.2 s the resident memory of it and its descendants (a local Ray cluster's
+    processes are); returns the peak of the command's own process and of the largest actor, in MB."""
+    import psutil
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    driver, actors = 0, 0
+    parent = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            driver = max(driver, parent.memory_info().rss)
+            for child in parent.children(recursive=True):
+                if "MapWorker" in " ".join(child.cmdline()):
+                    actors = max(actors, child.memory_info().rss)
+        except psutil.Error:  # a process that ended between the listing and the reading
+            pass
+        time.sleep(0.2)
+    stderr = process.stderr.read()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
+    return {"peak_rss_mb": driver / 2**20, "peak_actor_rss_mb": actors / 2**20 or None}
 
 
 def labels(path: Path) -> list[str]:
@@ -67,9 +92,10 @@ def main() -> None:
             command = [sys.executable, "-m", "multigroup.cli", "predict", *options, "--file", str(source),
                        "--output", str(out)]  # fmt: skip
             start = time.perf_counter()
-            subprocess.run(command, env=env, check=True, capture_output=True)
+            peaks = run_sampled(command, env)
             seconds = time.perf_counter() - start
-            results["arms"][name] = {"seconds": seconds, "texts_per_s": len(texts) / seconds, "labels": labels(out)}
+            results["arms"][name] = {"seconds": seconds, "texts_per_s": len(texts) / seconds, "labels": labels(out),
+                                     **peaks}  # fmt: skip
             print(f"{name}: {seconds:.1f} s, {len(texts) / seconds:.0f} texts/s", flush=True)
     reference = {"onnx_int8": "onnx_fp32"}
     for name, arm in results["arms"].items():
@@ -84,10 +110,13 @@ def main() -> None:
 
 def markdown(results: dict) -> str:
     lines = [f"{results['texts']} texts from {results['data']}, model {results['model']}; {results['machine']}", "",
-             "| arm | seconds | texts/s | x local | texts with other labels (against) |", "|---|---|---|---|---|"]  # fmt: skip
+             "| arm | seconds | texts/s | x local | peak MB (command / largest actor) | texts with other labels (against) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for name, arm in results["arms"].items():
+        actor = f"{arm['peak_actor_rss_mb']:.0f}" if arm["peak_actor_rss_mb"] else "-"
         lines.append(
-            f"| {name} | {arm['seconds']:.1f} | {arm['texts_per_s']:.0f} | {arm['speed_vs_local']:.2f} | {arm['texts_with_other_labels']} ({arm['same_labels_as']}) |"
+            f"| {name} | {arm['seconds']:.1f} | {arm['texts_per_s']:.0f} | {arm['speed_vs_local']:.2f} | "
+            f"{arm['peak_rss_mb']:.0f} / {actor} | {arm['texts_with_other_labels']} ({arm['same_labels_as']}) |"
         )
     return "\n".join(lines) + "\n"
 
