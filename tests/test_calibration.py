@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import brier_score_loss
 
 from multigroup import MultiGroupConfig
-from multigroup.calibration import calibration_errors, fit_temperatures
+from multigroup.calibration import calibration_errors, fit_temperatures, reliability_bins
 from multigroup.metrics import compute_metrics
 from multigroup.thresholds import choose_thresholds
 
@@ -126,6 +126,9 @@ def test_ece_and_brier_equal_hand_computations_and_scikit_learn():
         if inside.any():
             ece += inside.mean() * abs(confidence[inside].mean() - right[inside].mean())
     assert got["ece"] == pytest.approx(ece, abs=1e-12)
+    points = reliability_bins(scores, truth)  # the diagram's points: the same bins
+    assert sum(count for _, _, count in points) == 300 and all(0 <= acc <= 1 for _, acc, _ in points)
+    assert [round(c, 9) for c, _, _ in points] == sorted(round(c, 9) for c, _, _ in points)
     assert got["brier"] == pytest.approx(((scores - truth) ** 2).sum(1).mean(), abs=1e-12)
     multilabel = rng.random((300, 4)), (rng.random((300, 4)) < 0.3).astype(float)
     expected = brier_score_loss(multilabel[1].ravel(), multilabel[0].ravel())

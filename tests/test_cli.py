@@ -122,7 +122,7 @@ def test_evaluate_writes_metrics_and_plots(trained, capsys):
     written = json.loads((work / "eval" / "metrics.json").read_text())
     assert {"score_accuracy", "topics_subset_accuracy", "f1_micro"} <= set(written["metrics"])
     assert [row["label"] for row in written["report"]["topics"]] == ["food", "price", "service"]
-    for name in ("f1_score.png", "f1_topics.png", "confusion_score.png"):
+    for name in ("f1_score.png", "f1_topics.png", "confusion_score.png", "reliability_score.png"):
         assert (work / "eval" / name).read_bytes()[:4] == b"\x89PNG"
     assert "mean of group macro F1" in capsys.readouterr().out
 

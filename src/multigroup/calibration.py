@@ -92,6 +92,19 @@ def fit_temperatures(
     return fitted
 
 
+def reliability_bins(scores: np.ndarray, truth: np.ndarray, bins: int = 15) -> list[tuple[float, float, int]]:
+    """A multiclass group's top scores in `bins` equal-width bins: per non-empty bin, the mean top score, the share
+    of its rows whose top label is right, and its row count (a reliability diagram's points)."""
+    scores, truth = np.asarray(scores, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    confidence, right = scores.max(1), truth[np.arange(len(truth)), scores.argmax(1)]
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return [
+        (float(confidence[which == b].mean()), float(right[which == b].mean()), int((which == b).sum()))
+        for b in range(bins)
+        if (which == b).any()
+    ]
+
+
 def calibration_errors(kind: str, scores: np.ndarray, truth: np.ndarray, bins: int = 15) -> dict[str, float]:
     """`ece`, the expected calibration error of a multiclass group's top score (`bins` equal-width bins: the mean
     gap between confidence and accuracy, weighted by the bin's rows), and `brier`, the mean squared error of the
@@ -102,11 +115,6 @@ def calibration_errors(kind: str, scores: np.ndarray, truth: np.ndarray, bins: i
     squared = (scores - truth) ** 2
     if kind != "multiclass":
         return {"brier": float(squared.mean())}
-    confidence, right = scores.max(1), truth[np.arange(len(truth)), scores.argmax(1)]
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    gap = sum(
-        abs(confidence[which == b].mean() - right[which == b].mean()) * (which == b).sum()
-        for b in range(bins)
-        if (which == b).any()
-    )
+    points = reliability_bins(scores, truth, bins)
+    gap = sum(abs(confidence - accuracy) * count for confidence, accuracy, count in points)
     return {"ece": float(gap / len(scores)), "brier": float(squared.sum(1).mean())}

@@ -1,4 +1,5 @@
-"""PNG figures for `multigroup evaluate`: per-label F1 bars for each group, a confusion matrix per multiclass group."""
+"""PNG figures for `multigroup evaluate`: per-label F1 bars for each group, a confusion matrix and a reliability
+diagram per multiclass group."""
 
 from pathlib import Path
 
@@ -53,4 +54,22 @@ def confusion_matrix(group: str, labels: list[str], y_true: np.ndarray, y_pred: 
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(f"{group}: confusion matrix")
+    return _save(plt, figure, path)
+
+
+def reliability(group: str, bins: list[tuple[float, float, int]], ece: float, path: Path) -> Path:
+    """Accuracy against mean top score per bin (`multigroup.calibration.reliability_bins`), the diagonal being a
+    calibrated model; each point sized by its rows."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    axis.plot([0, 1], [0, 1], color="#9e9e9e", linestyle="--", linewidth=1)
+    confidence, accuracy, counts = zip(*bins) if bins else ((), (), ())
+    axis.plot(confidence, accuracy, color="#3b75af", marker="o", linewidth=1)
+    for x, y, n in bins:
+        axis.text(x, y + 0.03, f"{n}", ha="center", fontsize=7)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel("mean top score (n = rows in the bin)")
+    axis.set_ylabel("share right")
+    axis.set_title(f"{group}: reliability (ECE {ece:.3f})")
     return _save(plt, figure, path)

@@ -15,6 +15,7 @@ def run(args, extra: list[str]) -> int:
     import numpy as np
 
     from .. import plots
+    from ..calibration import reliability_bins
     from ..hub import read_evaluations, record_evaluation, same_file, split_name
     from ..metrics import classification_report, compute_metrics, format_metrics_table, format_report
     from .common import labelled_logits, report_unknown_labels, write_json
@@ -58,5 +59,9 @@ def run(args, extra: list[str]) -> int:
                 y_pred = predictions[group["name"]]["index"].numpy()[present]
                 path = output / f"confusion_{group['name']}.png"
                 written.append(plots.confusion_matrix(group["name"], group["labels"], y_true, y_pred, path))
+                scores = predictions[group["name"]]["scores"].numpy()[present]
+                bins = reliability_bins(scores, np.eye(len(group["labels"]))[y_true])
+                path = output / f"reliability_{group['name']}.png"
+                written.append(plots.reliability(group["name"], bins, metrics[f"{group['name']}_ece"], path))
     print("Wrote " + ", ".join(str(path) for path in written))
     return 0
