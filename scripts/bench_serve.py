@@ -134,7 +134,8 @@ def wait_healthy(port: int, process) -> None:
 
 
 def bench_encoder(arm: str, texts: list[str], args) -> dict:
-    """`arm`: an encoder ("minilm", "camembert-base-size"), served by PyTorch, or with ":onnx" by ONNX Runtime."""
+    """`arm`: an encoder ("minilm", "camembert-base-size"), served by PyTorch, or with ":onnx" by ONNX Runtime
+    (":onnx-int8": its int8 graph, answers checked against the int8 graph's in process)."""
     from multigroup.pipeline_multigroup import MultiGroupClassificationPipeline
 
     encoder, _, backend = arm.partition(":")
@@ -147,11 +148,14 @@ def bench_encoder(arm: str, texts: list[str], args) -> dict:
     pipeline_per_s = len(texts) / timed(clf, texts, batch_size=32)
     del model, clf
     source = ["--model", folder]
-    if backend == "onnx":
-        from multigroup.onnx import export_onnx
+    if backend in ("onnx", "onnx-int8"):
+        from multigroup.onnx import OnnxMultiGroupClassifier, export_onnx
 
-        export_onnx(folder, f"{folder}-onnx")
-        source = ["--onnx", f"{folder}-onnx"]
+        int8 = backend == "onnx-int8"  # the fast recipe, unmeasured: random weights have no F1 to keep
+        export_onnx(folder, f"{folder}-onnx", quantize=int8)
+        source = ["--onnx", f"{folder}-onnx", *(["--int8"] if int8 else [])]
+        if int8:  # its answers are the int8 graph's, in process: the server must give those
+            expected = OnnxMultiGroupClassifier(f"{folder}-onnx", quantized=True)(texts, batch_size=32)
     port = 8700 + len(arm)
     command = [sys.executable, "-m", "multigroup.cli", "serve", *source, "--port", str(port)]
     log = open(Path(folder) / "serve.log", "w")  # one line per request: a pipe nobody reads would fill up and stall it
@@ -210,8 +214,8 @@ def main() -> None:
     parser.add_argument(
         "--encoders",
         nargs="+",
-        default=["minilm", "camembert-base-size", "camembert-base-size:onnx"],
-        help="encoders served by PyTorch; with `:onnx`, exported and served by ONNX Runtime (--onnx)",
+        default=["minilm", "camembert-base-size", "camembert-base-size:onnx", "camembert-base-size:onnx-int8"],
+        help="encoders served by PyTorch; with `:onnx` (`:onnx-int8`), exported and served by ONNX Runtime (--onnx)",
     )
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 16, 32])
     parser.add_argument("--seconds", type=float, default=15, help="per concurrency level")
