@@ -153,6 +153,7 @@ def test_info_and_openapi_describe_the_model(server):
     assert status == 200
     assert [group["name"] for group in info["groups"]] == [group["name"] for group in MIXED_GROUPS]
     assert info["groups"][1]["threshold"] == [0.4, 0.5, 0.6] and info["limits"]["max_texts"] == 8
+    assert info["relations"] == [] and "temperature" not in info["groups"][0]  # this model has neither
     status, schema = call(server.port, "/openapi.json")
     assert status == 200 and schema["openapi"].startswith("3.")
     parameters = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -122,11 +122,11 @@ def create_app(load: Callable[[], Backend], limits: Limits, on_load_error: Calla
 
     async def info(request: Request):
         served = backend()
-        groups = [
-            {key: group[key] for key in ("name", "type", "labels", "threshold", "allow_empty") if key in group}
-            for group in served.config.groups
-        ]
-        return JSONResponse({"model": served.name, "groups": groups, "limits": limits.__dict__})
+        keys = ("name", "type", "labels", "threshold", "allow_empty", "temperature")
+        groups = [{key: group[key] for key in keys if key in group} for group in served.config.groups]
+        relations = getattr(served.config, "relations", None) or []
+        described = {"model": served.name, "groups": groups, "relations": relations}
+        return JSONResponse({**described, "limits": limits.__dict__})
 
     async def predict(request: Request):
         served = backend()

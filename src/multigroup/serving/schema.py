@@ -58,7 +58,7 @@ def openapi_schema(group_names: list[str] | None, limits) -> dict:
             },
             "/health": {"get": {"summary": "200 once the model is loaded, 503 before.", "responses": {
                 "200": _json({"type": "object"}, "Ready."), "503": _json({"type": "object"}, "Loading.")}}},
-            "/info": {"get": {"summary": "The model's groups, labels, thresholds and the server's limits.",
+            "/info": {"get": {"summary": "The model's groups, relations and the server's limits.",
                               "responses": {"200": _json({"type": "object"}, "The groups and limits.")}}},
             "/": {"get": {"summary": "A page to try the model.", "responses": {"200": {"description": "HTML."}}}},
         },
