@@ -25,7 +25,7 @@ def dropped(config, predictions):
     """`predictions` with every contradicting label dropped, until none contradicts."""
     import torch
 
-    from multigroup.hub_code.spec_multigroup import relation_columns
+    from multigroup.hub_code.relations_multigroup import relation_columns
 
     implies, requires = relation_columns(config.relations, config.groups)
     on = torch.cat([p["selected"] if "selected" in p else torch.nn.functional.one_hot(p["index"], p["scores"].shape[-1]).bool()
@@ -90,7 +90,7 @@ def main() -> None:
     from multigroup import AutoModelForMultiGroupClassification
     from multigroup.calibration import fit_temperatures
     from multigroup.data import labelled_file, load_table
-    from multigroup.hub_code.spec_multigroup import normalize_relations
+    from multigroup.hub_code.relations_multigroup import normalize_relations
     from multigroup.inference import batched_logits
     from multigroup.metrics import compute_metrics
     from multigroup.relations import contradictions, infer_relations

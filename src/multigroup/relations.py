@@ -107,7 +107,7 @@ def infer_relations(dataset, groups: list[dict], min_support: int = MIN_SUPPORT)
 def contradictions(config, predictions: dict[str, dict]) -> np.ndarray:
     """Per row, whether `config.group_predictions(...)`'s decisions contradict the config's relations: a label
     without one it implies, or a part of a composed group without any of its composed labels."""
-    from .hub_code.spec_multigroup import relation_columns
+    from .hub_code.relations_multigroup import relation_columns
 
     implies, requires = relation_columns(config.relations or [], config.groups)
     columns = []

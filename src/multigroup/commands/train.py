@@ -113,7 +113,7 @@ def _groups(args, table) -> list[dict]:
 
 def _infer_relations(config, table, file: str) -> None:
     """Store (and print) the relations that hold on every row of the training table."""
-    from ..hub_code.spec_multigroup import normalize_relations
+    from ..hub_code.relations_multigroup import normalize_relations
     from ..relations import infer_relations
 
     found = infer_relations(table, config.groups)

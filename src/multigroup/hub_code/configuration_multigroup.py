@@ -14,7 +14,8 @@ import transformers
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # in every transformers 4 and 5
 
 from .decoding_multigroup import DecodingMixin  # torch only
-from .spec_multigroup import MISSING, is_number, normalize_group, normalize_relations  # standard library only
+from .relations_multigroup import normalize_relations
+from .spec_multigroup import MISSING, is_number, normalize_group  # standard library only
 from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from .spec_multigroup import check_threshold, relation_columns
+from .relations_multigroup import keep_relations, relation_columns
+from .spec_multigroup import check_threshold
 
 
 class DecodingMixin:
@@ -31,7 +32,7 @@ class DecodingMixin:
         `{"scores": (n, k) sigmoid, "selected": (n, k) bool}`; regression `{"values": (n,)}`. A group's scores are
         those of its logits divided by its `temperature` (calibration; 1 when absent). `threshold`
         overrides the multilabel thresholds: one probability for every multilabel group, or `{group: value}`.
-        The config's `relations` are kept (see `_related`) unless `relations=False`.
+        The config's `relations` are kept (see `keep_relations`) unless `relations=False`.
         """
         logits = self._checked_logits(logits)
         out = {}
@@ -68,7 +69,7 @@ class DecodingMixin:
 
         Regression parts hold `values` `(groups, n)`; multiclass parts `scores` `(groups, n, k)` and `index`
         `(groups, n)`; multilabel parts `scores`, `selected` `(groups, n, k)` and `cut` (the thresholds). With
-        `relations` and the config's relations, every group is decided and the relations kept (`_related`).
+        `relations` and the config's relations, every group is decided and the relations kept (`keep_relations`).
         """
         if relations and self.relations:
             groups = self.groups
@@ -108,7 +109,7 @@ class DecodingMixin:
                 selected = selected | (best & forced[..., None])
             decided.append({"groups": members, "scores": scores, "selected": selected, "cut": cut})
         if relations and self.relations:
-            _related(decided, self.groups, *relation_columns(self.relations, self.groups))
+            keep_relations(decided, self.groups, *relation_columns(self.relations, self.groups))
         return decided
 
     def check_options(self, **options) -> None:
@@ -154,98 +155,6 @@ class DecodingMixin:
                 return [{} for _ in range(len(logits))]
             names = [group["name"] for group in wanted]
             return [dict(zip(names, row)) for row in zip(*(columns[name] for name in names))]
-
-
-# How far below 0 the summed margins of a part without any of its composed labels and its best composed label may
-# fall for that label to be brought in (else the part goes): chosen on the validation files of SemEval-2016 laptops,
-# two seeds, among -1, 0, 1, 2 and always (scripts/bench_relations.py reports the test split).
-REQUIRED_SLACK = 1.0
-
-
-def _related(decided: list[dict], groups: list[dict], implies: list, requires: list) -> None:
-    """Keep the relations, in place: afterwards no label holds without every label it implies, and no part of a
-    composed group holds without one of its composed labels.
-
-    A label's margin is its log-odds minus its threshold's (multilabel), or its log-probability minus its group's
-    best one (multiclass, 0 for the chosen class). A multilabel label that holds brings in the multilabel labels it
-    implies (it passed its own threshold: on SemEval laptops this kept more F1 than weighing it against them); a
-    class it implies is switched to when the two margins sum to >= 0, else the label goes. A part that holds
-    without any of its composed labels brings in its best one, with what that one implies, when their margins sum
-    to >= -REQUIRED_SLACK, else goes. A last pass drops whatever still contradicts, until nothing does.
-    """
-    layout, start = {}, 0  # group name -> its first column
-    for group in groups:
-        layout[group["name"]] = start
-        start += max(len(group["labels"]), 1)
-    parts = [part for part in decided if "values" not in part]
-    if not parts:
-        return
-    rows, device = parts[0]["scores"].shape[1], parts[0]["scores"].device
-    on = torch.zeros(rows, start, dtype=torch.bool, device=device)
-    margin = torch.zeros(rows, start, device=device)
-    multiclass = {}  # column -> its multiclass group's columns
-    for part in parts:
-        for g, group in enumerate(part["groups"]):
-            columns = slice(layout[group["name"]], layout[group["name"]] + len(group["labels"]))
-            scores = part["scores"][g].clamp(1e-7, 1 - 1e-7)
-            if "index" in part:
-                on[:, columns] = torch.nn.functional.one_hot(part["index"][g], scores.shape[-1]).bool()
-                margin[:, columns] = scores.log() - scores.max(-1, keepdim=True).values.log()
-                multiclass.update(dict.fromkeys(range(columns.start, columns.stop), columns))
-            else:
-                cut = part["cut"][g].clamp(1e-7, 1 - 1e-7)
-                on[:, columns] = part["selected"][g]
-                margin[:, columns] = (scores / (1 - scores)).log() - (cut / (1 - cut)).log()
-
-    def switch_on(column: int, where: torch.Tensor) -> None:
-        if column in multiclass:  # the class replaces its group's chosen one
-            on[where, multiclass[column]] = False
-        on[where, column] = True
-
-    parents_of = dict(implies)
-    for child, parents in implies:
-        for parent in parents:
-            need = on[:, child] & ~on[:, parent]
-            if need.any():
-                both = need & (margin[:, child] + margin[:, parent] >= 0) if parent in multiclass else need
-                switch_on(parent, both)
-                on[need & ~both, child] = False
-    for parent, children in requires:
-        need = on[:, parent] & ~on[:, children].any(-1)
-        if not need.any():
-            continue
-        # a child's cost: its margin, and those of the labels it implies that do not hold yet
-        cost = margin[:, children].clone()
-        for k, child in enumerate(children):
-            for other in parents_of.get(child, []):
-                if other != parent:
-                    cost[:, k] += torch.where(on[:, other], 0.0, margin[:, other])
-        best, which = (cost + margin[:, parent : parent + 1]).max(-1)
-        bring = need & (best >= -REQUIRED_SLACK)
-        for k, child in enumerate(children):
-            rows_k = bring & (which == k)
-            if rows_k.any():
-                for column in [child, *parents_of.get(child, [])]:
-                    switch_on(column, rows_k)
-        on[need & ~bring, parent] = False
-    changed = True
-    while changed:  # each pass only removes labels: it ends
-        changed = False
-        for child, parents in implies:
-            bad = on[:, child] & ~on[:, parents].all(-1)
-            if bad.any():
-                on[bad, child], changed = False, True
-        for parent, children in requires:
-            bad = on[:, parent] & ~on[:, children].any(-1)
-            if bad.any():
-                on[bad, parent], changed = False, True
-    for part in parts:
-        for g, group in enumerate(part["groups"]):
-            columns = slice(layout[group["name"]], layout[group["name"]] + len(group["labels"]))
-            if "index" in part:
-                part["index"][g] = on[:, columns].float().argmax(-1)
-            else:
-                part["selected"][g] = on[:, columns]
 
 
 @contextmanager
