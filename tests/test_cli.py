@@ -176,10 +176,17 @@ def test_tune_thresholds_updates_the_config(trained, tmp_path, capsys):
         str(target),
     ]
     assert main(args + ["--per-group"]) == 0
-    thresholds = json.loads((target / "config.json").read_text())["groups"][1]["threshold"]
+    groups = json.loads((target / "config.json").read_text())["groups"]
+    thresholds = groups[1]["threshold"]
     assert len(thresholds) == 3 and len(set(thresholds)) == 1
     printed = capsys.readouterr().out
     assert f"  topics: {thresholds[0]:g} for each of its 3 labels\n" in printed and "f1_micro: " in printed
+    assert f"  score: {groups[0]['temperature']:g} (ece " in printed and "Temperatures fitted on" in printed
+    assert main(args + ["--per-group", "--no-calibrate"]) == 0  # raw scores: the temperatures go
+    raw = json.loads((target / "config.json").read_text())["groups"]
+    assert not any("temperature" in group for group in raw) and "Temperatures" not in capsys.readouterr().out
+    if groups[1]["temperature"] != 1.0:  # the same cut on the logit, on the other scale
+        assert raw[1]["threshold"] != thresholds
 
 
 @pytest.mark.parametrize(

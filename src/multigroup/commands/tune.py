@@ -27,9 +27,12 @@ def run(args, extra: list[str]) -> int:
     if not multilabel and not (args.calibrate and any(group["type"] == "multiclass" for group in config.groups)):
         raise ValueError(f"The model has no classification group to tune; its groups are {config.group_names}.")
     used_for = []  # as `train` records them: the thresholds first
-    if args.calibrate:  # first: the thresholds are picked on the calibrated scores
+    if args.calibrate:  # first: the thresholds are stored on the calibrated scale
         apply_calibration(config, logits, labels, args.file)
         used_for.append("temperatures")
+    else:  # the raw scores: a temperature fitted before goes
+        for group in config.groups:
+            group.pop("temperature", None)
     if multilabel:
         apply_threshold_rule(config, logits, labels, "per_group" if args.per_group else args.thresholds, args.file)
         used_for.insert(0, "thresholds")
