@@ -8,7 +8,8 @@ relations inferred from the training file and kept by the decode, over one model
 Temperatures and thresholds are fitted on the validation split as `multigroup train` fits them. Arms, from the
 same logits, thresholds and temperatures: `alone` (`decode(..., relations=False)`), `drop` (each group
 alone, then every label that contradicts dropped until none does: the simplest rule) and `joint` (the decode's
-rule: each conflict decided from both sides' margins). Gold labels the model lacks count as misses. Also counts the
+rule: each conflict decided from both sides' margins; `--slacks` adds it at other `REQUIRED_SLACK` values, to choose
+that constant on `--split validation`). Gold labels the model lacks count as misses. Also counts the
 predicted labels of a composed group whose parts are missing from the same prediction. Writes
 scripts/results/bench_relations_DATA.{json,md}.
 """
@@ -80,8 +81,14 @@ def main() -> None:
     parser.add_argument("--model", nargs="+", required=True, help="saved multigroup model folders (one per seed)")
     parser.add_argument("--data-dir", required=True, help="folder with train.jsonl and test.jsonl")
     parser.add_argument("--output", help="results path without suffix (default scripts/results/bench_relations_DATA)")
+    parser.add_argument("--split", default="test", help="the split scored (validation: to choose the slack)")
+    parser.add_argument(
+        "--slacks", nargs="*", type=float, default=[],
+        help="also score the decode at these REQUIRED_SLACK values (arms `slack S`), to choose it on validation",
+    )  # fmt: skip
     args = parser.parse_args()
-    output = args.output or str(RESULTS / f"bench_relations_{Path(args.data_dir).name}")
+    suffix = "" if args.split == "test" else f"_{args.split}"
+    output = args.output or str(RESULTS / f"bench_relations_{Path(args.data_dir).name}{suffix}")
 
     import torch
     from transformers import AutoTokenizer
@@ -90,6 +97,7 @@ def main() -> None:
     from multigroup import AutoModelForMultiGroupClassification
     from multigroup.calibration import fit_temperatures
     from multigroup.data import labelled_file, load_table
+    from multigroup.hub_code import relations_multigroup as relations_code
     from multigroup.hub_code.relations_multigroup import normalize_relations
     from multigroup.inference import batched_logits
     from multigroup.metrics import compute_metrics
@@ -109,10 +117,15 @@ def main() -> None:
         logits = batched_logits(model, tokenizer, texts, 32)
         fit_temperatures(config, logits, labels)
         choose_thresholds(config, logits, labels)
-        texts, labels, missed = labelled_file(Path(args.data_dir) / "test.jsonl", tokenizer, config)
+        texts, labels, missed = labelled_file(Path(args.data_dir) / f"{args.split}.jsonl", tokenizer, config)
         logits = batched_logits(model, tokenizer, texts, 32)
         alone = config.group_predictions(logits, relations=False)
         arms = {"alone": alone, "drop": dropped(config, alone), "joint": config.group_predictions(logits)}
+        default = relations_code.REQUIRED_SLACK
+        for slack in args.slacks:
+            relations_code.REQUIRED_SLACK = slack
+            arms[f"slack {slack:g}"] = config.group_predictions(logits)
+        relations_code.REQUIRED_SLACK = default
         run = {"relations": config.relations}
         for name, decided in arms.items():
             bad = contradictions(config, decided)
@@ -126,7 +139,7 @@ def main() -> None:
             abs(metrics[key] - value) < 1e-9 for key, value in scores(config, arms["joint"], labels, missed).items()
         )
         runs.append(run)
-    names = ("alone", "drop", "joint")
+    names = list(runs[0])[1:]  # alone, drop, joint, then each slack
     groups = [g["name"] for g in config.groups if g["type"] != "regression"]
     keys = [f"{g}_f1_{kind}" for g in groups for kind in ("micro", "macro")]
     summary = {
@@ -135,7 +148,7 @@ def main() -> None:
     }
     results = {"models": args.model, "data": args.data_dir, "multigroup": multigroup.__version__,
                "machine": machine(), "runs": runs, "summary": summary}  # fmt: skip
-    lines = [f"Test split of `{Path(args.data_dir).name}` ({runs[0]['alone']['rows']} sentences), {len(runs)} "
+    lines = [f"{args.split.capitalize()} split of `{Path(args.data_dir).name}` ({runs[0]['alone']['rows']} sentences), {len(runs)} "
              "model(s): mean (each model's value). Relations inferred from train.jsonl: "
              + "; ".join(str(r) for r in runs[0]["relations"] or []), "",
              "| arm | contradictory sentences | " + " | ".join(f"{g} micro / macro F1" for g in groups) + " |",

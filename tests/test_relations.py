@@ -141,7 +141,7 @@ def test_the_decode_never_contradicts_the_relations(spec, seed, scale):
 
 def test_a_conflict_is_decided_from_both_margins():
     """Margins in log-odds against the threshold (0.3 here): a kept aspect brings its parts in; a part without an
-    aspect brings its best one in when their margins sum to >= -1, else goes; an implied class is switched to when
+    aspect brings its best one in when their margins sum to >= 0, else goes; an implied class is switched to when
     the two margins sum to >= 0, else the implying label goes."""
     implied = {"if": "aspects:LAPTOP#PRICE", "then": "polarity:negative"}
     config = MultiGroupConfig(groups=LAPTOPS, relations=[COMPOSE, implied])
@@ -149,8 +149,8 @@ def test_a_conflict_is_decided_from_both_margins():
     low = logit(0.1)
     rows = [  # polarity (negative, positive), entities, attributes, aspects (B#Q, L#P, L#Q)
         [0.0, 0.0, logit(0.2), low, low, low, logit(0.95), low, low],  # an aspect alone: its parts come in
-        [0.0, 0.0, low, logit(0.97), logit(0.4), low, low, low, logit(0.29)],  # margins 4.3 - 1.35 >= -1: in
-        [0.0, 0.0, logit(0.35), low, low, low, logit(0.01), low, low],  # margins 0.22 - 3.75 - 1.35 < -1: out
+        [0.0, 0.0, low, logit(0.97), logit(0.4), low, low, low, logit(0.29)],  # margins 4.3 - 1.35 >= 0: in
+        [0.0, 0.0, logit(0.35), low, low, low, logit(0.01), low, low],  # margins 0.22 - 3.75 - 1.35 < 0: out
         [0.0, float(np.log(4)), low, low, low, low, low, logit(0.9), low],  # 3.04 - 1.39 >= 0: negative
         [0.0, float(np.log(19)), low, low, low, low, low, logit(0.35), low],  # 0.22 - 2.94 < 0: the aspect goes
     ]
