@@ -145,3 +145,18 @@ def test_calibration_lowers_the_metrics_calibration_error_and_keeps_the_f1():
     assert after["stars_brier"] < before["stars_brier"] and after["topics_brier"] < before["topics_brier"]
     assert after["stars_f1_macro"] == before["stars_f1_macro"] and after["stars_accuracy"] == before["stars_accuracy"]
     assert "price_ece" not in after and "price_brier" not in after
+
+
+def test_a_temperature_moves_no_decision_even_on_untuned_thresholds_and_extreme_values():
+    from multigroup.thresholds import calibrated_thresholds
+
+    logits, labels = _data(seed=6)
+    fixed, calibrated = MultiGroupConfig(groups=GROUPS), MultiGroupConfig(groups=GROUPS)
+    fit_temperatures(calibrated, logits, labels)  # the default 0.3, never tuned: moved to the new scale
+    assert calibrated.group("topics")["threshold"] != 0.3
+    for name in ("stars", "topics"):
+        want = fixed.group_predictions(logits)[name]
+        got = calibrated.group_predictions(logits)[name]
+        assert torch.equal(want.get("selected", want.get("index")), got.get("selected", got.get("index"))), name
+    for value in calibrated_thresholds([0.05, 0.95], 0.05) + calibrated_thresholds([0.05, 0.95], 50.0, inverse=True):
+        assert 0 < value < 1  # a threshold, whatever the temperature

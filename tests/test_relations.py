@@ -83,7 +83,7 @@ def test_infer_relations_finds_what_holds_on_every_row_and_nothing_else():
         {"if": "attributes:PRICE", "then": negative},
         {"if": "aspects:LAPTOP#PRICE", "then": negative},
     ]
-    assert infer_relations(Dataset.from_list(rows), LAPTOPS, min_support=1000) == [COMPOSE]  # too rare to trust
+    assert infer_relations(Dataset.from_list(rows), LAPTOPS, min_support=1000) == []  # too few rows to trust
     rows[7] = dict(entities=["BATTERY", "LAPTOP"], attributes=["PRICE"], aspects=["LAPTOP#PRICE"], polarity="positive")
     broken = infer_relations(Dataset.from_list(rows), LAPTOPS, min_support=20)  # one row breaks both
     assert COMPOSE not in broken and not [r for r in broken if "polarity:negative" in r.get("then", [])]
@@ -217,3 +217,29 @@ def test_the_pipeline_keeps_the_relations_unless_told_not_to():
     assert clf(texts) != clf(texts, relations=False)  # this model's groups disagree: the relations decide
     with pytest.raises(TypeError, match="`relations` must be True"):
         clf(texts, relations="yes")
+
+
+def test_a_label_that_goes_brings_nothing_in_and_chains_hold_in_any_order():
+    groups = [
+        {"name": "aspects", "type": "multilabel", "labels": ["A", "Z"], "threshold": 0.5},
+        {"name": "entities", "type": "multilabel", "labels": ["E", "F"], "threshold": 0.5},
+        {"name": "polarity", "type": "multiclass", "labels": ["neg", "pos"]},
+    ]
+    implied = {"if": "aspects:A", "then": ["entities:E", "polarity:pos"]}
+    config = MultiGroupConfig(groups=groups, relations=[implied])
+    row = config.decode(torch.tensor([[3.0, -9.0, -5.0, -5.0, 4.0, -4.0]]))[0]  # pos loses on both margins
+    assert row["aspects"] == [] and row["entities"] == [] and row["polarity"]["label"] == "neg"
+    chain = [{"name": name, "type": "multilabel", "labels": ["x"], "threshold": 0.5} for name in ("a", "b", "c")]
+    links = [{"if": "a:x", "then": "b:x"}, {"if": "b:x", "then": "c:x"}]
+    logits = torch.tensor([[3.0, -3.0, -3.0]])  # only `a` passes: it brings `b`, which brings `c`
+    for order in (links, links[::-1]):
+        decoded = MultiGroupConfig(groups=chain, relations=order).decode(logits)[0]
+        assert [len(decoded[name]) for name in ("a", "b", "c")] == [1, 1, 1], order
+
+
+def test_inference_needs_rows_that_carry_the_groups():
+    rows = _rows(60)
+    table = Dataset.from_list([{k: v for k, v in row.items() if k != "polarity"} for row in rows])
+    assert infer_relations(table, LAPTOPS) == [COMPOSE]  # a column left out is a group missing on every row
+    apart = [dict(row, aspects=None) for row in rows[:30]] + [dict(row, entities=None) for row in rows[30:]]
+    assert COMPOSE not in infer_relations(Dataset.from_list(apart), LAPTOPS)  # no row carries all three

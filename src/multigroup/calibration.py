@@ -88,8 +88,25 @@ def fit_temperatures(
         inverse = _minimise(lambda b: group_nll(group["type"], z, truth, b), *INVERSE_RANGE)
         fitted[group["name"]] = round(1.0 / inverse, 4)
         if apply:
-            group["temperature"] = fitted[group["name"]]
+            set_temperature(group, fitted[group["name"]])
     return fitted
+
+
+def set_temperature(group: dict, temperature: float | None) -> None:
+    """Give `group` its `temperature` (None: none, the raw scores) and move a multilabel group's thresholds to the
+    new scale (the same cut on the logit): its decisions stay what they were."""
+    from .thresholds import calibrated_thresholds
+
+    if group["type"] == "multilabel":
+        threshold = group["threshold"]
+        values = threshold if isinstance(threshold, list) else [threshold]
+        raw = calibrated_thresholds(values, group.get("temperature", 1.0), inverse=True)
+        moved = calibrated_thresholds(raw, temperature or 1.0)
+        group["threshold"] = moved if isinstance(threshold, list) else moved[0]
+    if temperature is None:
+        group.pop("temperature", None)
+    else:
+        group["temperature"] = temperature
 
 
 def reliability_bins(scores: np.ndarray, truth: np.ndarray, bins: int = 15) -> list[tuple[float, float, int]]:

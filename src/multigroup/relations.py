@@ -5,7 +5,7 @@ them.
 Two kinds are found, each only where it holds on every training row that has the groups involved:
 - a composed group: every label of a multilabel group joins one label of each of other multilabel groups with a
   separator (SemEval laptops: `aspects` is `entities#attributes`), and on every row its labels' parts are exactly
-  the other groups' labels;
+  the other groups' labels (with at least `min_support` rows that carry all of them and a composed label);
 - a label that implies a label of another group (`emotions:joy` implies `sentiment:positive`), for labels seen on
   at least `min_support` rows: a rarer label would imply whatever it happened to be seen with.
 
@@ -20,7 +20,7 @@ Examples:
 >>> rows = Dataset.from_list([{"entities": ["BATTERY"], "attributes": ["LIFE"], "aspects": ["BATTERY#LIFE"]},
 ...                           {"entities": ["LAPTOP"], "attributes": ["PRICE"], "aspects": ["LAPTOP#PRICE"]},
 ...                           {"entities": [], "attributes": [], "aspects": []}])
->>> infer_relations(rows, groups)
+>>> infer_relations(rows, groups, min_support=2)  # (20 by default: two rows prove little)
 [{'compose': 'aspects', 'of': ['entities', 'attributes'], 'separator': '#'}]
 
 ```
@@ -37,10 +37,11 @@ MIN_SUPPORT = 20
 def _label_sets(dataset, groups: list[dict], batch_size: int = 1000):
     """Per row, `{group: set of labels}` (a multiclass group's one label; None where the row lacks the group)."""
     names = [group["name"] for group in groups if group["type"] != "regression"]
-    for batch in dataset.select_columns(names).iter(batch_size=batch_size):
-        for i in range(len(batch[names[0]])):
-            row = {}
-            for name in names:
+    present = [name for name in names if name in dataset.column_names]  # a column left out: missing on every row
+    for batch in dataset.select_columns(present).iter(batch_size=batch_size) if present else ():
+        for i in range(len(batch[present[0]])):
+            row = dict.fromkeys(names)
+            for name in present:
                 value = batch[name][i]
                 row[name] = None if value is None else {value} if isinstance(value, str) else set(value)
             yield row
@@ -76,7 +77,8 @@ def infer_relations(dataset, groups: list[dict], min_support: int = MIN_SUPPORT)
     relations = []
     for relation in candidates:
         names = [relation["compose"], *relation["of"]]
-        if all(
+        carried = sum(all(row[name] is not None for name in names) and bool(row[names[0]]) for row in rows)
+        if carried >= min_support and all(
             {label.split(relation["separator"])[i] for label in row[names[0]]} == row[part]
             for row in rows
             if all(row[name] is not None for name in names)

@@ -114,7 +114,8 @@ def calibrated_thresholds(thresholds: list[float], temperature: float, inverse: 
     if temperature == 1.0:
         return list(thresholds)
     scale = temperature if inverse else 1.0 / temperature
-    return [round(float(_sigmoid(np.log(t / (1 - t)) * scale)), 6) for t in thresholds]
+    edge = 1e-12  # an extreme temperature would take a cut to 0 or 1, which no threshold may be
+    return [min(max(float(_sigmoid(np.log(t / (1 - t)) * scale)), edge), 1 - edge) for t in thresholds]
 
 
 def edge_notes(

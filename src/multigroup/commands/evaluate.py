@@ -59,9 +59,10 @@ def run(args, extra: list[str]) -> int:
                 y_pred = predictions[group["name"]]["index"].numpy()[present]
                 path = output / f"confusion_{group['name']}.png"
                 written.append(plots.confusion_matrix(group["name"], group["labels"], y_true, y_pred, path))
-                scores = predictions[group["name"]]["scores"].numpy()[present]
-                bins = reliability_bins(scores, np.eye(len(group["labels"]))[y_true])
-                path = output / f"reliability_{group['name']}.png"
-                written.append(plots.reliability(group["name"], bins, metrics[f"{group['name']}_ece"], path))
+                if f"{group['name']}_ece" in metrics:  # (none for a group no row of the file carries)
+                    scores = predictions[group["name"]]["scores"].numpy()[present]
+                    bins = reliability_bins(scores, np.eye(len(group["labels"]))[y_true])
+                    path = output / f"reliability_{group['name']}.png"
+                    written.append(plots.reliability(group["name"], bins, metrics[f"{group['name']}_ece"], path))
     print("Wrote " + ", ".join(str(path) for path in written))
     return 0

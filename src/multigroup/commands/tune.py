@@ -24,15 +24,20 @@ def run(args, extra: list[str]) -> int:
 
     config, logits, labels, missed = labelled_logits(args)
     multilabel = any(group["type"] == "multilabel" for group in config.groups)
-    if not multilabel and not (args.calibrate and any(group["type"] == "multiclass" for group in config.groups)):
+    if not any(group["type"] != "regression" for group in config.groups):
         raise ValueError(f"The model has no classification group to tune; its groups are {config.group_names}.")
+    if not multilabel and not args.calibrate:
+        raise ValueError("Nothing to tune: the model has no multilabel group and --no-calibrate was given.")
     used_for = []  # as `train` records them: the thresholds first
     if args.calibrate:  # first: the thresholds are stored on the calibrated scale
         apply_calibration(config, logits, labels, args.file)
         used_for.append("temperatures")
-    else:  # the raw scores: a temperature fitted before goes
+    else:  # the raw scores: a temperature fitted before goes (its thresholds back on the raw scale)
+        from ..calibration import set_temperature
+
         for group in config.groups:
-            group.pop("temperature", None)
+            if group["type"] != "regression":
+                set_temperature(group, None)
     if multilabel:
         apply_threshold_rule(config, logits, labels, "per_group" if args.per_group else args.thresholds, args.file)
         used_for.insert(0, "thresholds")

@@ -151,13 +151,24 @@ def keep_relations(decided: list[dict], groups: list[dict], implies: list, requi
         on[where, column] = True
 
     parents_of = dict(implies)
-    for child, parents in implies:
-        for parent in parents:
-            need = on[:, child] & ~on[:, parent]
-            if need.any():
-                both = need & (margin[:, child] + margin[:, parent] >= 0) if parent in multiclass else need
-                switch_on(parent, both)
-                on[need & ~both, child] = False
+    for _ in range(len(implies)):  # again while it brings labels in: a chain A -> B -> C in any listed order
+        brought = False
+        for child, parents in implies:
+            held = on[:, child]
+            if not (held & ~on[:, parents].all(-1)).any():
+                continue
+            keep = held.clone()  # a class it implies must win on both margins, or the label goes with nothing
+            for parent in parents:
+                if parent in multiclass:
+                    keep &= on[:, parent] | (margin[:, child] + margin[:, parent] >= 0)
+            on[held & ~keep, child] = False
+            for parent in parents:
+                bring = keep & ~on[:, parent]
+                if bring.any():
+                    switch_on(parent, bring)
+                    brought = True
+        if not brought:
+            break
     for parent, children in requires:
         need = on[:, parent] & ~on[:, children].any(-1)
         if not need.any():
