@@ -608,7 +608,7 @@ def test_train_infers_the_relations_prints_them_and_every_decode_keeps_them(enco
          "attributes": sorted({a.split("#")[1] for a in aspects}), "aspects": aspects}
         for text, aspects in [("the food was great", ["FOOD#QUALITY"]), ("slow rude staff", ["SERVICE#GENERAL"]),
                               ("cheap good food", ["FOOD#PRICE", "FOOD#QUALITY"]), ("i love it", []),
-                              ("very expensive", ["FOOD#PRICE"]), ("great staff", ["SERVICE#GENERAL"])] * 2
+                              ("very expensive", ["FOOD#PRICE"]), ("great staff", ["SERVICE#GENERAL"])] * 4
     ]  # fmt: skip
     data = write_jsonl(tmp_path / "train.jsonl", rows)
     args = ["train", "--train-file", data, "--validation-file", data, "--multilabel", "entities", "attributes",
