@@ -73,27 +73,26 @@ def infer_relations(dataset, groups: list[dict], min_support: int = MIN_SUPPORT)
             if parts:
                 candidates.append({"compose": group["name"], "of": parts, "separator": separator})
                 break
-    rows = list(_label_sets(dataset, groups)) if candidates or multilabel else []
-    relations = []
-    for relation in candidates:
-        names = [relation["compose"], *relation["of"]]
-        carried = sum(all(row[name] is not None for name in names) and bool(row[names[0]]) for row in rows)
-        if carried >= min_support and all(
-            {label.split(relation["separator"])[i] for label in row[names[0]]} == row[part]
-            for row in rows
-            if all(row[name] is not None for name in names)
-            for i, part in enumerate(relation["of"])
-        ):
-            relations.append(relation)
-    related = [{r["compose"], *r["of"]} for r in relations]
+    # One pass over the rows, a batch at a time (a table larger than memory works): counts only.
+    support, broken = Counter(), set()  # per candidate: rows that carry it; candidates a row contradicts
     carried, together = Counter(), Counter()  # rows with a label (and the target group); with both labels
-    for row in rows:
+    for row in _label_sets(dataset, groups) if multilabel else ():
+        for c, relation in enumerate(candidates):
+            names = [relation["compose"], *relation["of"]]
+            if c in broken or any(row[name] is None for name in names):
+                continue
+            support[c] += bool(row[names[0]])
+            pieces = [label.split(relation["separator"]) for label in row[names[0]]]
+            if any({piece[i] for piece in pieces} != row[part] for i, part in enumerate(relation["of"])):
+                broken.add(c)
         for source in multilabel:
             for label in row[source["name"]] or ():
                 for target, labels in row.items():
                     if target != source["name"] and labels is not None:
                         carried[source["name"], label, target] += 1
                         together.update((source["name"], label, target, other) for other in labels)
+    relations = [r for c, r in enumerate(candidates) if c not in broken and support[c] >= min_support]
+    related = [{r["compose"], *r["of"]} for r in relations]
     implied = {}
     for (source, label, target, other), count in together.items():
         if any({source, target} <= names for names in related) or count < min_support:
