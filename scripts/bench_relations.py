@@ -27,11 +27,10 @@ def dropped(config, predictions):
     import torch
 
     from multigroup.hub_code.relations_multigroup import relation_columns
+    from multigroup.relations import decided_columns
 
-    implies, requires = relation_columns(config.relations, config.groups)
-    on = torch.cat([p["selected"] if "selected" in p else torch.nn.functional.one_hot(p["index"], p["scores"].shape[-1]).bool()
-                    if "index" in p else torch.zeros(len(p["values"]), 1, dtype=torch.bool)
-                    for p in predictions.values()], 1)  # fmt: skip
+    implies, requires = relation_columns(config.relations, config.groups, config.group_slices)
+    on = torch.from_numpy(decided_columns(config, predictions))
     changed = True
     while changed:
         changed = False
@@ -43,13 +42,11 @@ def dropped(config, predictions):
             bad = on[:, parent] & ~on[:, children].any(-1)
             changed |= bool(bad.any())
             on[bad, parent] = False
-    out, start = {}, 0
-    for group in config.groups:
-        width = max(len(group["labels"]), 1)
+    out = {}
+    for group, columns in zip(config.groups, config.group_slices.values()):
         out[group["name"]] = dict(predictions[group["name"]])
         if group["type"] == "multilabel":
-            out[group["name"]]["selected"] = on[:, start : start + width]
-        start += width
+            out[group["name"]]["selected"] = on[:, columns]
     return out
 
 

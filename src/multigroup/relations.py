@@ -105,12 +105,9 @@ def infer_relations(dataset, groups: list[dict], min_support: int = MIN_SUPPORT)
     return relations
 
 
-def contradictions(config, predictions: dict[str, dict]) -> np.ndarray:
-    """Per row, whether `config.group_predictions(...)`'s decisions contradict the config's relations: a label
-    without one it implies, or a part of a composed group without any of its composed labels."""
-    from .hub_code.relations_multigroup import relation_columns
-
-    implies, requires = relation_columns(config.relations or [], config.groups)
+def decided_columns(config, predictions: dict[str, dict]) -> np.ndarray:
+    """`config.group_predictions(...)`'s decisions as one `(n, num_columns)` bool array: each multilabel label
+    selected, each multiclass group's chosen class (a regression column: False)."""
     columns = []
     for group in config.groups:
         decided = predictions[group["name"]]
@@ -120,7 +117,16 @@ def contradictions(config, predictions: dict[str, dict]) -> np.ndarray:
             columns.append(np.eye(len(group["labels"]), dtype=bool)[np.asarray(decided["index"])])
         else:
             columns.append(np.asarray(decided["selected"], dtype=bool))
-    on = np.concatenate(columns, 1)
+    return np.concatenate(columns, 1)
+
+
+def contradictions(config, predictions: dict[str, dict]) -> np.ndarray:
+    """Per row, whether `config.group_predictions(...)`'s decisions contradict the config's relations: a label
+    without one it implies, or a part of a composed group without any of its composed labels."""
+    from .hub_code.relations_multigroup import relation_columns
+
+    implies, requires = relation_columns(config.relations or [], config.groups, config.group_slices)
+    on = decided_columns(config, predictions)
     bad = np.zeros(len(on), dtype=bool)
     for child, parents in implies:
         bad |= on[:, child] & ~on[:, parents].all(1)

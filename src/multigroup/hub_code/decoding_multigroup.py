@@ -109,7 +109,8 @@ class DecodingMixin:
                 selected = selected | (best & forced[..., None])
             decided.append({"groups": members, "scores": scores, "selected": selected, "cut": cut})
         if relations and self.relations:
-            keep_relations(decided, self.groups, *relation_columns(self.relations, self.groups))
+            slices = self.group_slices
+            keep_relations(decided, slices, *relation_columns(self.relations, self.groups, slices))
         return decided
 
     def check_options(self, **options) -> None:

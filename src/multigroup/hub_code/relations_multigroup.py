@@ -69,7 +69,7 @@ def _check_compose(relation: dict, groups: dict[str, dict], where: str) -> dict:
     if not isinstance(separator, str) or not separator:
         raise ValueError(f"{where}: `separator` must be a non-empty string such as '#', got {separator!r}.")
     for label in groups[composed]["labels"]:
-        pieces = label.split(separator) if len(parts) > 1 else [label.split(separator)[0]]
+        pieces = _pieces(label, parts, separator)
         if len(pieces) != len(parts) or any(p not in groups[g]["labels"] for p, g in zip(pieces, parts)):
             raise ValueError(
                 f"{where}: `{composed}` label {label!r} is not {separator.join(f'<{g} label>' for g in parts)}; "
@@ -78,15 +78,16 @@ def _check_compose(relation: dict, groups: dict[str, dict], where: str) -> dict:
     return {"compose": composed, "of": list(parts), "separator": separator}
 
 
-def relation_columns(relations: list[dict], groups: list[dict]) -> tuple[list, list]:
-    """The relations as logits columns: `implies` `[(column, [columns it implies])]` and `requires`
-    `[(column, [columns one of which must hold with it])]` (a composed group's parts)."""
-    starts, start = {}, 0
-    for group in groups:
-        starts[group["name"]] = start
-        start += max(len(group["labels"]), 1)
+def _pieces(label: str, parts: list[str], separator: str) -> list[str]:
+    """A composed label's parts, one per group of `of` (a single group: the label's first piece)."""
+    return label.split(separator) if len(parts) > 1 else [label.split(separator)[0]]
+
+
+def relation_columns(relations: list[dict], groups: list[dict], slices: dict[str, slice]) -> tuple[list, list]:
+    """The relations as logits columns (`slices`: the config's `group_slices`): `implies` `[(column, [columns it
+    implies])]` and `requires` `[(column, [columns one of which must hold with it])]` (a composed group's parts)."""
     by_name = {group["name"]: group for group in groups}
-    column = lambda name, label: starts[name] + by_name[name]["labels"].index(label)  # noqa: E731
+    column = lambda name, label: slices[name].start + by_name[name]["labels"].index(label)  # noqa: E731
     implies, requires = {}, {}
     for relation in relations:
         if "if" in relation:
@@ -95,9 +96,8 @@ def relation_columns(relations: list[dict], groups: list[dict]) -> tuple[list, l
             continue
         composed, parts, separator = relation["compose"], relation["of"], relation["separator"]
         for label in by_name[composed]["labels"]:
-            pieces = label.split(separator) if len(parts) > 1 else [label.split(separator)[0]]
             child = column(composed, label)
-            for piece, part in zip(pieces, parts):
+            for piece, part in zip(_pieces(label, parts, separator), parts):
                 implies.setdefault(child, []).append(column(part, piece))
                 requires.setdefault(column(part, piece), []).append(child)
     return [(c, sorted(set(p))) for c, p in implies.items()], [(p, sorted(set(c))) for p, c in requires.items()]
@@ -110,7 +110,7 @@ def relation_columns(relations: list[dict], groups: list[dict]) -> tuple[list, l
 REQUIRED_SLACK = 0.0
 
 
-def keep_relations(decided: list[dict], groups: list[dict], implies: list, requires: list) -> None:
+def keep_relations(decided: list[dict], slices: dict[str, slice], implies: list, requires: list) -> None:
     """Keep the relations, in place: afterwards no label holds without every label it implies, and no part of a
     composed group holds without one of its composed labels.
 
@@ -120,11 +120,9 @@ def keep_relations(decided: list[dict], groups: list[dict], implies: list, requi
     class it implies is switched to when the two margins sum to >= 0, else the label goes. A part that holds
     without any of its composed labels brings in its best one, with what that one implies, when their margins sum
     to >= -REQUIRED_SLACK, else goes. A last pass drops whatever still contradicts, until nothing does.
+    `slices`: the config's `group_slices`.
     """
-    layout, start = {}, 0  # group name -> its first column
-    for group in groups:
-        layout[group["name"]] = start
-        start += max(len(group["labels"]), 1)
+    start = max(columns.stop for columns in slices.values())
     parts = [part for part in decided if "values" not in part]
     if not parts:
         return
@@ -134,7 +132,7 @@ def keep_relations(decided: list[dict], groups: list[dict], implies: list, requi
     multiclass = {}  # column -> its multiclass group's columns
     for part in parts:
         for g, group in enumerate(part["groups"]):
-            columns = slice(layout[group["name"]], layout[group["name"]] + len(group["labels"]))
+            columns = slices[group["name"]]
             scores = part["scores"][g].clamp(1e-7, 1 - 1e-7)
             if "index" in part:
                 on[:, columns] = torch.nn.functional.one_hot(part["index"][g], scores.shape[-1]).bool()
@@ -200,7 +198,7 @@ def keep_relations(decided: list[dict], groups: list[dict], implies: list, requi
                 on[bad, parent], changed = False, True
     for part in parts:
         for g, group in enumerate(part["groups"]):
-            columns = slice(layout[group["name"]], layout[group["name"]] + len(group["labels"]))
+            columns = slices[group["name"]]
             if "index" in part:
                 part["index"][g] = on[:, columns].float().argmax(-1)
             else:
