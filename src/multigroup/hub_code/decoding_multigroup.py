@@ -151,7 +151,8 @@ class DecodingMixin:
         columns = {}
         with _collector_paused():
             for part in self._decide(logits, overrides, wanted, relations):
-                columns.update(_columns(part, top_k, len(logits)))
+                if groups is None or any(group["name"] in groups for group in part["groups"]):  # (relations
+                    columns.update(_columns(part, top_k, len(logits)))  # decide every group: build only these)
             if not wanted:
                 return [{} for _ in range(len(logits))]
             names = [group["name"] for group in wanted]
