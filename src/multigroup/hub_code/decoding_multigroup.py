@@ -151,8 +151,9 @@ class DecodingMixin:
         columns = {}
         with _collector_paused():
             for part in self._decide(logits, overrides, wanted, relations):
-                if groups is None or any(group["name"] in groups for group in part["groups"]):  # (relations
-                    columns.update(_columns(part, top_k, len(logits)))  # decide every group: build only these)
+                # relations decide every group: only the parts holding a requested one become output
+                if groups is None or any(group["name"] in groups for group in part["groups"]):
+                    columns.update(_columns(part, top_k, len(logits)))
             if not wanted:
                 return [{} for _ in range(len(logits))]
             names = [group["name"] for group in wanted]
