@@ -46,13 +46,20 @@ class Rows(MultiGroupPredictor):
         return pa.table(columns)
 
 
+def suffix_of(path: str) -> str:
+    """A local path's or a URL's file suffix (a URL's query string, `?versionId=...`, left out)."""
+    from urllib.parse import urlparse
+
+    return PurePosixPath(urlparse(path).path if "://" in path else path).suffix
+
+
 def dataset(path: str, address: str | None, cpus: int = 1):
     """The file (a local path or a URL Ray Data reads: `s3://...`, `gs://...`, `file://...`) as a Ray dataset, rows
     in file order; on the cluster at `address` (or `RAY_ADDRESS`), else on a local one started here, with at least
     `cpus` (the actors' CPUs) plus one for Ray Data's own tasks."""
     import ray
 
-    suffix = PurePosixPath(path).suffix
+    suffix = suffix_of(path)
     reader = READERS.get(suffix.lower())
     if reader is None:
         raise ValueError(f"{path}: predict --engine ray reads .jsonl, .csv or .parquet files, got {suffix!r}.")
@@ -100,7 +107,7 @@ def predict(args, path: str, partial: Path, side, options: dict, lines):
         Rows, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=args.chunk_size or args.batch_size * 64,
         compute=ray.data.ActorPoolStrategy(size=args.workers), num_cpus=args.threads,
     )  # fmt: skip
-    csv = PurePosixPath(path).suffix.lower() == ".csv"
+    csv = suffix_of(path).lower() == ".csv"
     count, line, writer = 0, 2 if csv else 1, None  # a CSV's header is its line 1
     skipped, empty = lines
     lines_out = nullcontext() if parquet else open(partial, "w", encoding="utf-8")
