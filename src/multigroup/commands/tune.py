@@ -27,7 +27,7 @@ def run(args, extra: list[str]) -> int:
     if not any(group["type"] != "regression" for group in config.groups):
         raise ValueError(f"The model has no classification group to tune; its groups are {config.group_names}.")
     if not multilabel and not args.calibrate:
-        raise ValueError("Nothing to tune: the model has no multilabel group; drop --no-calibrate to fit temperatures.")
+        raise ValueError("Nothing to tune: no multilabel group here; drop --no-calibrate to fit temperatures.")
     used_for = []  # as `train` records them: the thresholds first
     if args.calibrate:  # first: the thresholds are stored on the calibrated scale
         apply_calibration(config, logits, labels, args.file)
