@@ -149,12 +149,28 @@ def keep_relations(decided: list[dict], slices: dict[str, slice], implies: list,
         on[where, column] = True
 
     parents_of = dict(implies)
+    # Which relation each row breaks, for every relation at once (a few matrix products, not a loop per label):
+    # a child's parents that do not hold, and a required part's composed labels that do.
+    children = torch.tensor([child for child, _ in implies], dtype=torch.long, device=device)
+    implied = torch.zeros(len(implies), start, device=device)
+    for k, (_, parents) in enumerate(implies):
+        implied[k, parents] = 1.0
+    required = torch.tensor([parent for parent, _ in requires], dtype=torch.long, device=device)
+    composed = torch.zeros(len(requires), start, device=device)
+    for k, (_, members) in enumerate(requires):
+        composed[k, members] = 1.0
+
+    def broken() -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows, implies) a child held without a parent; (rows, requires) a part held without a composed label."""
+        lacking = on[:, children] & ((~on).float() @ implied.T > 0)
+        alone = on[:, required] & (on.float() @ composed.T == 0)
+        return lacking, alone
+
     for _ in range(len(implies)):  # again while it brings labels in: a chain A -> B -> C in any listed order
         brought = False
-        for child, parents in implies:
+        for k in broken()[0].any(0).nonzero()[:, 0].tolist():
+            child, parents = implies[k]
             held = on[:, child]
-            if not (held & ~on[:, parents].all(-1)).any():
-                continue
             keep = held.clone()  # a class it implies must win on both margins, or the label goes with nothing
             for parent in parents:
                 if parent in multiclass:
@@ -167,35 +183,31 @@ def keep_relations(decided: list[dict], slices: dict[str, slice], implies: list,
                     brought = True
         if not brought:
             break
-    for parent, children in requires:
-        need = on[:, parent] & ~on[:, children].any(-1)
+    for k in broken()[1].any(0).nonzero()[:, 0].tolist():
+        parent, members = requires[k]
+        need = on[:, parent] & ~on[:, members].any(-1)
         if not need.any():
             continue
-        # a child's cost: its margin, and those of the labels it implies that do not hold yet
-        cost = margin[:, children].clone()
-        for k, child in enumerate(children):
+        # a composed label's cost: its margin, and those of the labels it implies that do not hold yet
+        cost = margin[:, members].clone()
+        for j, child in enumerate(members):
             for other in parents_of.get(child, []):
                 if other != parent:
-                    cost[:, k] += torch.where(on[:, other], 0.0, margin[:, other])
+                    cost[:, j] += torch.where(on[:, other], 0.0, margin[:, other])
         best, which = (cost + margin[:, parent : parent + 1]).max(-1)
         bring = need & (best >= -REQUIRED_SLACK)
-        for k, child in enumerate(children):
-            rows_k = bring & (which == k)
-            if rows_k.any():
+        for j, child in enumerate(members):
+            rows_j = bring & (which == j)
+            if rows_j.any():
                 for column in [child, *parents_of.get(child, [])]:
-                    switch_on(column, rows_k)
+                    switch_on(column, rows_j)
         on[need & ~bring, parent] = False
-    changed = True
-    while changed:  # each pass only removes labels: it ends
-        changed = False
-        for child, parents in implies:
-            bad = on[:, child] & ~on[:, parents].all(-1)
-            if bad.any():
-                on[bad, child], changed = False, True
-        for parent, children in requires:
-            bad = on[:, parent] & ~on[:, children].any(-1)
-            if bad.any():
-                on[bad, parent], changed = False, True
+    while True:  # drop what still contradicts; each pass only removes labels, and which it removes depends on
+        lacking, alone = broken()  # no order: the same labels go as one by one
+        if not (lacking.any() or alone.any()):
+            break
+        on[:, children] &= ~lacking
+        on[:, required] &= ~alone
     for part in parts:
         for g, group in enumerate(part["groups"]):
             columns = slices[group["name"]]
