@@ -173,7 +173,7 @@ def score(groups: list[dict], logits: dict, data: dict, rule: str | None) -> dic
         choose_thresholds(config, logits["validation"], validation, rule=rule)
     test, unknown = gold(config, data["test"])
     result = {}
-    for group, y_true, y_pred in _groups_arrays(config, logits["test"], test):
+    for group, y_true, y_pred, _ in _groups_arrays(config, logits["test"], test):
         tp, fp, fn = counts(y_true, y_pred)
         missed = unknown.get(group["name"], 0)  # the official scorer counts them as false negatives
         micro = float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum() + missed, 1))

@@ -148,6 +148,9 @@ def add_labelled_file_arguments(parser, file_help: str, onnx: bool = True) -> No
     add_unknown_labels_argument(parser, "in --file")
 
 
+UNKNOWN_LABELS_FIX = "To drop labels the model does not know, pass --unknown-labels miss."
+
+
 def add_unknown_labels_argument(parser, where: str) -> None:
     """`--unknown-labels miss|error`: what a gold label the model has no column for does (an official test set
     often holds labels the training file never had)."""
@@ -174,6 +177,7 @@ def labelled_logits(args):
     scored as misses); errors name the row or line."""
 
     from ..data import labelled_file
+    from ..hub_code.configuration_multigroup import UnknownLabelError
     from ..inference import batched_logits
 
     onnx = getattr(args, "onnx", None)  # tune-thresholds takes --model alone
@@ -183,9 +187,10 @@ def labelled_logits(args):
     else:
         model, tokenizer = load_model(args.model)
         config = model.config
-    texts, labels, missed = labelled_file(
-        args.file, tokenizer, config, args.text_column, args.unknown_labels, option="--unknown-labels miss"
-    )
+    try:
+        texts, labels, missed = labelled_file(args.file, tokenizer, config, args.text_column, args.unknown_labels)
+    except UnknownLabelError as error:
+        raise error.with_fix(UNKNOWN_LABELS_FIX) from None
     if onnx:
         logits = runner.logits(texts, args.batch_size)
     else:

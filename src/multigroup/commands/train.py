@@ -9,7 +9,12 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_calibration_argument, add_threshold_rule_argument, add_unknown_labels_argument
+from .common import (
+    UNKNOWN_LABELS_FIX,
+    add_calibration_argument,
+    add_threshold_rule_argument,
+    add_unknown_labels_argument,
+)
 
 
 def register(parser) -> None:
@@ -142,6 +147,7 @@ def run(args, extra: list[str]) -> int:
     from ..data import label_matrix, load_table, prepare_dataset
     from ..defaults import training_arguments
     from ..hub import record_evaluation, record_training, shown_path, split_name
+    from ..hub_code.configuration_multigroup import UnknownLabelError
     from ..hub_code.versions_multigroup import is_hub_id
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
@@ -169,9 +175,12 @@ def run(args, extra: list[str]) -> int:
     if args.relations == "infer":
         _infer_relations(config, train_table, args.train_file)
     # --unknown-labels covers the validation file only: a training label outside --groups is an error.
-    train = prepare_dataset(
-        train_table, tokenizer, config, args.text_column, args.max_length, ignore_option=None, source=args.train_file
-    )
+    try:
+        train = prepare_dataset(
+            train_table, tokenizer, config, args.text_column, args.max_length, source=args.train_file
+        )
+    except UnknownLabelError as error:  # no flag drops them: the groups must hold every training label
+        raise error.with_fix("Add the label to --groups, or remove it from the training file.") from None
     train_labels = label_matrix(train)  # from the Arrow column: no Python list per row
     collator, callbacks = DataCollatorWithPadding(tokenizer), []
     if args.teachers:
@@ -187,11 +196,13 @@ def run(args, extra: list[str]) -> int:
         fit_class_weights(config, train_labels)
     validation = None
     if args.validation_file:
-        validation = prepare_dataset(
-            load_table(args.validation_file), tokenizer, config, args.text_column, args.max_length,
-            ignore_unknown_labels=args.unknown_labels == "miss", ignore_option="--unknown-labels miss",
-            source=args.validation_file,
-        )  # fmt: skip
+        try:
+            validation = prepare_dataset(
+                load_table(args.validation_file), tokenizer, config, args.text_column, args.max_length,
+                ignore_unknown_labels=args.unknown_labels == "miss", source=args.validation_file,
+            )  # fmt: skip
+        except UnknownLabelError as error:
+            raise error.with_fix(UNKNOWN_LABELS_FIX) from None
 
     rule = None if args.no_tune_thresholds else args.thresholds
     head_rate = args.head_learning_rate or training_args.learning_rate * config.head_multiplier

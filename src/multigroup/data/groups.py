@@ -120,14 +120,13 @@ def labelled_file(
     config: MultiGroupConfig,
     text_column: str = "text",
     unknown_labels: str = "miss",
-    option: str | None = "unknown_labels='miss'",
 ) -> tuple[list[str], np.ndarray, dict[str, int]]:
     """The texts, label matrix and, per multilabel group, the count of gold labels the model has no column for, of
     a labelled file a model is scored on (never fitting a new head's priors to it).
 
     `unknown_labels="miss"` drops those labels from the matrix and counts them (pass the counts as
     `compute_metrics(..., missed=...)` to score them as misses, as SemEval's scorer does); `"error"` raises at the
-    first, naming its line and suggesting `option` (the CLI names its flag).
+    first, naming its line (an `UnknownLabelError`: a command gives it its own flag with `with_fix`).
     """
     from ..metrics import unseen_label_counts
     from .tables import load_table
@@ -136,10 +135,12 @@ def labelled_file(
         raise ValueError(f"unknown_labels must be 'miss' or 'error', got {unknown_labels!r}.")
     table = load_table(file)
     ignore = unknown_labels == "miss"
-    encoded = prepare_dataset(
-        table, tokenizer, config, text_column, ignore_unknown_labels=ignore, ignore_option=option, source=file,
-        training=False,
-    )  # fmt: skip
+    try:
+        encoded = prepare_dataset(
+            table, tokenizer, config, text_column, ignore_unknown_labels=ignore, source=file, training=False
+        )
+    except UnknownLabelError as error:
+        raise error.with_fix("To drop labels the model does not know, pass unknown_labels='miss'.") from None
     missed = unseen_label_counts(config, table) if ignore else {}
     return table[text_column], label_matrix(encoded), missed
 
@@ -151,15 +152,15 @@ def prepare_dataset(
     text_column: str = "text",
     max_length: int | None = None,
     ignore_unknown_labels: bool = False,
-    ignore_option: str | None = "ignore_unknown_labels=True",
     source: str | Path | None = None,
     training: bool = True,
 ) -> Dataset:
     """Tokenize `text_column` and encode the group columns into `labels`; pad later with `DataCollatorWithPadding`.
 
     A row whose text is missing or not a string, or whose label is unknown, raises; with
-    `ignore_unknown_labels=True` unknown labels are dropped instead (a label the training data never saw). The
-    unknown-label error suggests passing `ignore_option` (the CLI names its flag; None suggests nothing).
+    `ignore_unknown_labels=True` unknown labels are dropped instead (a label the training data never saw). An
+    unknown label raises `UnknownLabelError`, whose fix suggests that argument (a command names its own flag
+    instead: `error.with_fix(...)`).
     Group columns absent from the dataset count as missing for every row.
 
     `source`: the file `dataset` was read from with `load_table`, unchanged; errors then say `FILE, line N` as an
@@ -186,10 +187,11 @@ def prepare_dataset(
             example = {name: batch[name][i] for name in config.group_names if name in batch}
             try:
                 labels.append(config.encode_labels(example, ignore_unknown_labels=ignore_unknown_labels))
+            except UnknownLabelError as error:
+                fix = "To drop labels the model does not know, pass ignore_unknown_labels=True."
+                raise UnknownLabelError(f"{locate(row, source)}: {error.message}", fix) from None
             except (TypeError, ValueError) as error:
-                known = ignore_option and isinstance(error, UnknownLabelError)
-                hint = f" To drop labels the model does not know, pass {ignore_option}." if known else ""
-                raise type(error)(f"{locate(row, source)}: {error}{hint}") from None
+                raise type(error)(f"{locate(row, source)}: {error}") from None
         return {**encoded, "labels": labels}
 
     prepared = dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)

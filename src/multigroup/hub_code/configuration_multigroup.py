@@ -37,7 +37,15 @@ HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revis
 
 
 class UnknownLabelError(ValueError):
-    """A label that is not in its group's spec (`encode_labels`); a `ValueError` whose message names the group."""
+    """A label that is not in its group's spec (`encode_labels`); a `ValueError` whose message names the group,
+    then `fix`: how the caller lets a user drop such labels (`with_fix` gives the same error with another)."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(f"{message} {fix}" if fix else message)
+        self.message, self.fix = message, fix
+
+    def with_fix(self, fix: str | None) -> "UnknownLabelError":
+        return UnknownLabelError(self.message, fix)
 
 
 def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:

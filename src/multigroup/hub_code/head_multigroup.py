@@ -119,7 +119,9 @@ class MultiGroupHead(nn.Module):
 
     @property
     def layout(self) -> GroupLayout:
-        return group_layout(self.config)
+        """The groups' layout, kept while the config's groups stay as they are (`group_layout`)."""
+        self._layout = group_layout(self.config, getattr(self, "_layout", None))
+        return self._layout
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         layout = self.layout

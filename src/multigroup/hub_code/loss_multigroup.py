@@ -37,6 +37,7 @@ class GroupLayout:
                 )
         widths = [columns.stop - columns.start for columns in slices]
         width = max(widths, default=1)
+        self.key = layout_key(config)
         self.names = [group["name"] for group in groups]
         self.index = tensor([[c.start + min(j, w - 1) for j in range(width)] for c, w in zip(slices, widths)])
         self.valid = tensor([[j < w for j in range(width)] for w in widths]).reshape(-1, width)
@@ -67,24 +68,22 @@ class GroupLayout:
         return self._on[device, dtype]
 
 
-_LAYOUTS: dict[tuple, GroupLayout] = {}
-
-
-def group_layout(config: MultiGroupConfig) -> GroupLayout:
-    """The layout of `config`'s groups, made again whenever a field it holds changes (`fit_loss_scales` sets
+def layout_key(config: MultiGroupConfig) -> tuple:
+    """Every field a `GroupLayout` is made of: a layout is made again whenever one changes (`fit_loss_scales` sets
     `loss_scale` in place; a user may change a weight)."""
-    key = (config.loss_weighting,) + tuple(
+    return (config.loss_weighting, repr(config.relations)) + tuple(
         (group["name"], group["type"], len(group["labels"]), group["weight"], group["loss_scale"],
          tuple(group.get("class_weight") or group.get("pos_weight") or ()), tuple(group.get("prior") or ()))
         for group in config.groups or []
     )  # fmt: skip
-    layout = _LAYOUTS.get(key)
-    if layout is None:  # kept in a local: another thread may clear the cache meanwhile
-        layout = GroupLayout(config)
-        if len(_LAYOUTS) >= 64:
-            _LAYOUTS.clear()
-        _LAYOUTS[key] = layout
-    return layout
+
+
+def group_layout(config: MultiGroupConfig, cached: "GroupLayout | None" = None) -> GroupLayout:
+    """The layout of `config`'s groups: `cached` (the caller's last one) while it still matches the config, else a
+    new one. Each owner (a model's head) keeps its own: no state is shared between models or threads."""
+    if cached is not None and cached.key == layout_key(config):
+        return cached
+    return GroupLayout(config)
 
 
 def by_group(values: torch.Tensor, layout: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -93,7 +92,11 @@ def by_group(values: torch.Tensor, layout: dict[str, torch.Tensor]) -> torch.Ten
 
 
 def multi_group_loss(
-    logits: torch.Tensor, labels: torch.Tensor, config: MultiGroupConfig, log_vars: torch.Tensor | None = None
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    config: MultiGroupConfig,
+    log_vars: torch.Tensor | None = None,
+    layout: GroupLayout | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The combined loss `sum_g weight_g * L_g` and the per-group losses `{name: L_g}`.
 
@@ -101,6 +104,7 @@ def multi_group_loss(
     rows that carry the group: rows whose columns of group g hold `MISSING` (nan) are left out of `L_g`. A group
     missing from every row adds exactly 0 while keeping a gradient path to its columns (no nan, no unused
     parameters under DDP). The same few tensor operations compute every group's loss, whatever their number.
+    `layout` is the caller's last `group_layout` (a model passes its head's); made from `config` when out of date.
     """
     if labels.dim() != 2 or labels.shape[1] != config.num_columns:
         raise ValueError(
@@ -114,7 +118,7 @@ def multi_group_loss(
             f"`logits` must have the labels' shape (batch_size, {config.num_columns}), got {tuple(logits.shape)}: was "
             "the model built for other groups?"
         )
-    layout = group_layout(config)
+    layout = group_layout(config, layout)
     compute = torch.promote_types(logits.dtype, torch.float32)  # sums over rows overflow float16
     tensors = layout.on(logits.device, compute)
     labels = labels.to(device=logits.device, dtype=compute)

@@ -126,7 +126,7 @@ class MultiGroupModelMixin:
             if self.training and self.config.fit_priors:  # trained from here on: later data never moves its priors
                 self.config.fit_priors = False
             log_vars = getattr(self.classifier, "log_vars", None)
-            loss, group_losses = multi_group_loss(logits, labels, self.config, log_vars)
+            loss, group_losses = multi_group_loss(logits, labels, self.config, log_vars, self.classifier.layout)
 
         output = MultiGroupClassifierOutput(
             loss=loss,
