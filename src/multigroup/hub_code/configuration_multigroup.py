@@ -15,7 +15,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # in eve
 
 from .decoding_multigroup import DecodingMixin  # torch only
 from .relations_multigroup import normalize_relations
-from .spec_multigroup import MISSING, is_number, normalize_group  # standard library only
+from .spec_multigroup import MISSING, UnknownLabelError, encode_row, is_number, normalize_group
 from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
@@ -34,18 +34,6 @@ _POSITIONS_AFTER_PADDING = {"camembert", "roberta", "xlm-roberta", "xlm-roberta-
 # multiplier and one shared dense layer; a model saved by 0.1-0.3 has no priors to fit.
 LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors": False}
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-
-
-class UnknownLabelError(ValueError):
-    """A label that is not in its group's spec (`encode_labels`); a `ValueError` whose message names the group,
-    then `fix`: how the caller lets a user drop such labels (`with_fix` gives the same error with another)."""
-
-    def __init__(self, message: str, fix: str | None = None):
-        super().__init__(f"{message} {fix}" if fix else message)
-        self.message, self.fix = message, fix
-
-    def with_fix(self, fix: str | None) -> "UnknownLabelError":
-        return UnknownLabelError(self.message, fix)
 
 
 def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
@@ -338,47 +326,10 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         a finite number. With `ignore_unknown_labels=True`, labels not in the spec are dropped (a multiclass group
         with an unknown label becomes missing) instead of raising.
         """
-        row: list[float] = []
-        for group in self.groups:
-            name, kind, labels = group["name"], group["type"], group["labels"]
-            value = example.get(name)
-            if value is None:
-                row.extend([MISSING] * max(len(labels), 1))
-            elif kind == "regression":
-                if not is_number(value) or not math.isfinite(value):
-                    raise ValueError(f"Group `{name}` (regression) needs a finite number, got {value!r}.")
-                row.append(float(value))
-            elif kind == "multiclass":
-                if not isinstance(value, str):
-                    raise TypeError(
-                        f"Group `{name}` is multiclass: give exactly one label as a string, got {value!r}."
-                    )
-                if value not in labels:
-                    if not ignore_unknown_labels:
-                        raise UnknownLabelError(f"Group `{name}`: unknown label {value!r}; {_known(labels)}.")
-                    row.extend([MISSING] * len(labels))
-                    continue
-                row.extend(1.0 if label == value else 0.0 for label in labels)
-            else:
-                if isinstance(value, str) or not isinstance(value, (list, tuple, set)):
-                    raise TypeError(
-                        f"Group `{name}` is multilabel: give a list of label strings (possibly empty), got {value!r}."
-                    )
-                unknown = [label for label in value if label not in labels]
-                if unknown and not ignore_unknown_labels:
-                    raise UnknownLabelError(f"Group `{name}`: unknown label(s) {unknown}; {_known(labels)}.")
-                row.extend(1.0 if label in value else 0.0 for label in labels)
-        return row
+        return encode_row(self.groups, example, ignore_unknown_labels)
 
 
-def _known(labels: list[str], shown: int = 12) -> str:
-    """`known labels are [...]`, the first `shown` of a long list and how many there are in all."""
-    if len(labels) <= shown:
-        return f"known labels are {labels}"
-    return f"known labels are {labels[:shown]} and {len(labels) - shown} more ({len(labels)} in all)"
-
-
-__all__ = ["MISSING", "MultiGroupConfig"]
+__all__ = ["MISSING", "MultiGroupConfig", "UnknownLabelError"]
 
 
 # The configuration's own fields, read from its signature (the one place they are written): `from_dict` and the

@@ -1,4 +1,5 @@
-"""The multi-group head, the combined loss, and the model class of any encoder family, built from transformers'.
+"""The model class of any encoder family, built from transformers' (the head, the loss and loading in files of
+their own), and its saving.
 
 This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library,
 torch, transformers and the other remote-code files.
@@ -7,7 +8,6 @@ torch, transformers and the other remote-code files.
 import ast
 import functools
 import inspect
-import logging
 import os
 import re
 import shutil
@@ -20,7 +20,6 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
-from transformers.utils import logging as hf_logging
 
 # transformers 4 copies, from a local folder, only the files that `auto_map`'s modules import themselves (not what
 # those import in turn): every file the pipeline needs is imported here too.
@@ -33,6 +32,7 @@ from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
 # the task is registered whenever the model is.
 from .handler import EndpointHandler  # noqa: F401
 from .head_multigroup import MultiGroupHead
+from .loading_multigroup import LEGACY, LEGACY_KEYS, load_report_hidden, report_loading
 from .loss_multigroup import GradientBalancer, multi_group_loss
 from .pipeline_multigroup import MultiGroupClassificationPipeline
 from .versions_multigroup import init, make_portable
@@ -182,17 +182,17 @@ class MultiGroupModelMixin:
         if not issubclass(cls, model_class(family)):  # transformers' Auto classes keep the first class they saw
             return model_class(family).from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if saved:  # multigroup <= 0.2 named the head `head`, with `dense` and `out_proj` layers
-            kwargs.setdefault("key_mapping", _LEGACY_KEYS)
+            kwargs.setdefault("key_mapping", LEGACY_KEYS)
         wants_info = kwargs.pop("output_loading_info", False)
-        with _load_report_hidden():
+        with load_report_hidden():
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
             )
         # transformers would write renamed keys back under their old names when saving: keep the new ones.
         conversions = getattr(model, "_weight_conversions", None)
         if conversions:
-            model._weight_conversions = [c for c in conversions if getattr(c, "source_patterns", None) not in _LEGACY]
-        _report_loading(model, pretrained_model_name_or_path, info, saved)
+            model._weight_conversions = [c for c in conversions if getattr(c, "source_patterns", None) not in LEGACY]
+        report_loading(model, pretrained_model_name_or_path, info, saved)
         return (model, info) if wants_info else model
 
     def push_to_hub(self, repo_id: str, **kwargs):
@@ -247,60 +247,6 @@ class MultiGroupModelMixin:
 
 
 _PUSH_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr", "revision")
-_LEGACY_KEYS = {
-    r"^head\.dense\.": "classifier.hidden.",
-    r"^head\.out_proj\.": "classifier.out.",
-    r"^head\.": "classifier.",
-}
-_LEGACY = [[pattern] for pattern in _LEGACY_KEYS]
-_REPORTED = ("LOAD REPORT", "Some weights of")  # transformers 5's table, and transformers 4's two paragraphs
-# A child of transformers' logger: it replaces transformers' own load report, and obeys its verbosity.
-logger = hf_logging.get_logger("transformers.multigroup")
-
-
-class _load_report_hidden:
-    """Hide transformers' own report of missing and unexpected weights while a model loads; if loading fails (a
-    size mismatch: transformers raises "look at the above report"), the report is shown after all."""
-
-    def __enter__(self):
-        self.logger, self.hidden = logging.getLogger("transformers.modeling_utils"), []
-        self.logger.addFilter(self.keep)
-
-    def __exit__(self, exc_type, *exc):
-        self.logger.removeFilter(self.keep)
-        for record in self.hidden if exc_type is not None else []:
-            self.logger.handle(record)
-
-    def keep(self, record: logging.LogRecord) -> bool:
-        if any(text in str(record.msg) for text in _REPORTED):
-            self.hidden.append(record)
-            return False
-        return True
-
-
-def _report_loading(model, source, info: dict, saved: bool) -> None:
-    missing, unused = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
-    resized = sorted(
-        str(entry[0] if isinstance(entry, tuple) else entry) for entry in info.get("mismatched_keys") or []
-    )
-    if resized:  # only with ignore_mismatched_sizes=True: those weights are new, not the checkpoint's
-        logger.warning(f"These weights of {source} had another shape and are randomly initialised: {resized}.")
-    new = [key for key in missing if key.startswith("classifier.")]
-    missing = [key for key in missing if key not in new]
-    if missing:
-        logger.warning(f"These weights were not in {source} and are randomly initialised: {', '.join(missing)}.")
-    if saved:
-        if new or unused:
-            logger.warning(
-                f"{source} does not match this model: missing {new or 'nothing'}, unused {unused or 'nothing'}."
-            )
-        return
-    left_out = f"; left out the checkpoint's own {', '.join(unused)}" if unused else ""
-    config = model.config
-    logger.warning(
-        f"New multi-group head for {config.group_names} on the `{config.encoder_type}` encoder of {source} (train it "
-        f"before use){left_out}."
-    )
 
 
 def _parameters(function) -> set[str]:

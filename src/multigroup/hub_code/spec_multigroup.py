@@ -178,3 +178,55 @@ def prior_offsets(groups: list[dict]) -> list[float] | None:
 def spelled_like_hub_id(name) -> bool:
     """`org/name` or `name`, as the Hub spells repo ids (whether or not a folder here has that name)."""
     return isinstance(name, str) and bool(re.fullmatch(r"\w[\w.-]*(/\w[\w.-]*)?", name))
+
+
+class UnknownLabelError(ValueError):
+    """A label that is not in its group's spec (`encode_labels`); a `ValueError` whose message names the group,
+    then `fix`: how the caller lets a user drop such labels (`with_fix` gives the same error with another)."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(f"{message} {fix}" if fix else message)
+        self.message, self.fix = message, fix
+
+    def with_fix(self, fix: str | None) -> "UnknownLabelError":
+        return UnknownLabelError(self.message, fix)
+
+
+def encode_row(groups: list[dict], example: dict, ignore_unknown_labels: bool = False) -> list[float]:
+    """`MultiGroupConfig.encode_labels` on the normalised `groups` (the one rule: see there)."""
+    row: list[float] = []
+    for group in groups:
+        name, kind, labels = group["name"], group["type"], group["labels"]
+        value = example.get(name)
+        if value is None:
+            row.extend([MISSING] * max(len(labels), 1))
+        elif kind == "regression":
+            if not is_number(value) or not math.isfinite(value):
+                raise ValueError(f"Group `{name}` (regression) needs a finite number, got {value!r}.")
+            row.append(float(value))
+        elif kind == "multiclass":
+            if not isinstance(value, str):
+                raise TypeError(f"Group `{name}` is multiclass: give exactly one label as a string, got {value!r}.")
+            if value not in labels:
+                if not ignore_unknown_labels:
+                    raise UnknownLabelError(f"Group `{name}`: unknown label {value!r}; {_known(labels)}.")
+                row.extend([MISSING] * len(labels))
+                continue
+            row.extend(1.0 if label == value else 0.0 for label in labels)
+        else:
+            if isinstance(value, str) or not isinstance(value, (list, tuple, set)):
+                raise TypeError(
+                    f"Group `{name}` is multilabel: give a list of label strings (possibly empty), got {value!r}."
+                )
+            unknown = [label for label in value if label not in labels]
+            if unknown and not ignore_unknown_labels:
+                raise UnknownLabelError(f"Group `{name}`: unknown label(s) {unknown}; {_known(labels)}.")
+            row.extend(1.0 if label in value else 0.0 for label in labels)
+    return row
+
+
+def _known(labels: list[str], shown: int = 12) -> str:
+    """`known labels are [...]`, the first `shown` of a long list and how many there are in all."""
+    if len(labels) <= shown:
+        return f"known labels are {labels}"
+    return f"known labels are {labels[:shown]} and {len(labels) - shown} more ({len(labels)} in all)"
