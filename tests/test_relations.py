@@ -243,3 +243,24 @@ def test_inference_needs_rows_that_carry_the_groups():
     assert infer_relations(table, LAPTOPS) == [COMPOSE]  # a column left out is a group missing on every row
     apart = [dict(row, aspects=None) for row in rows[:30]] + [dict(row, entities=None) for row in rows[30:]]
     assert COMPOSE not in infer_relations(Dataset.from_list(apart), LAPTOPS)  # no row carries all three
+
+
+def test_related_groups_share_one_groups_part_of_the_balanced_gradient():
+    from multigroup.hub_code.relations_multigroup import balance_weights
+
+    groups = MultiGroupConfig(groups=LAPTOPS).groups
+    weights = lambda relations: balance_weights(groups, relations)  # noqa: E731
+    assert weights(None) == [1.0, 1.0, 1.0, 1.0]
+    assert weights([COMPOSE]) == [1.0, 1 / 3, 1 / 3, 1 / 3]  # one annotation at three grains pulls as one group
+    implies = {"if": "aspects:LAPTOP#PRICE", "then": ["entities:LAPTOP"]}
+    assert weights([implies]) == [1.0, 0.5, 1.0, 0.5]
+    # Training: the balancer takes its shares from the relations, also when they are set after the model was built.
+    model = tiny_model(LAPTOPS).train()
+    labels = torch.tensor([model.config.encode_labels({"polarity": "positive", "aspects": ["LAPTOP#PRICE"],
+                                                       "entities": ["LAPTOP"], "attributes": ["PRICE"]})] * 2)  # fmt: skip
+    inputs = dict(make_tokenizer()(["a laptop", "its price"], padding=True, return_tensors="pt"))
+    model(**inputs, labels=labels).loss.backward()
+    assert model.classifier.balancer.shares == (0.25, 0.25, 0.25, 0.25)
+    model.config.relations = [COMPOSE]
+    model(**inputs, labels=labels).loss.backward()
+    assert model.classifier.balancer.shares == pytest.approx((0.5, 1 / 6, 1 / 6, 1 / 6))

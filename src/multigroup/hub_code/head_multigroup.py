@@ -137,6 +137,7 @@ class MultiGroupHead(nn.Module):
         shared features is kept apart (`GradientBalancer`); otherwise `x` itself."""
         balancer = getattr(self, "balancer", None)
         if balancer is not None and balancer.training and torch.is_grad_enabled() and x.requires_grad:
+            balancer.shares = self.layout.shares  # relations set after the head was built count too
             return balancer.expand(x)
         return x
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_multigroup import MultiGroupConfig
+from .relations_multigroup import balance_weights
 from .spec_multigroup import GROUP_TYPES, prior_offsets
 
 
@@ -52,6 +53,8 @@ class GroupLayout:
         self.slot_weight = real([[float(x) for x in w] + [1.0] * (width - len(w)) for w in slot_weights])
         self.slot_weight = self.slot_weight.reshape(-1, width)
         self.divide = config.loss_weighting != "fixed"
+        shares = balance_weights(groups, config.relations)  # the balancer's: related groups share one
+        self.shares = tuple(share / (sum(shares) or 1.0) for share in shares)
         offsets = prior_offsets(groups)  # where each column's logit starts: its label's prior (None: at 0)
         self.offset = None if offsets is None else real(offsets)
         self._on = {}
@@ -185,7 +188,7 @@ class GradientBalancer(nn.Module):
     def __init__(self, weights: list[float], momentum: float = 0.9):
         super().__init__()
         total = sum(weights) or 1.0
-        self.shares = tuple(weight / total for weight in weights)
+        self.shares = tuple(weight / total for weight in weights)  # the head sets its layout's (`balance_weights`)
         self.momentum = momentum
         self.register_buffer("norms", torch.zeros(len(weights)))  # saved, so resumed training continues alike
 
