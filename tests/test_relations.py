@@ -256,8 +256,8 @@ def test_related_groups_share_one_groups_part_of_the_balanced_gradient():
     assert weights([implies]) == [1.0, 0.5, 1.0, 0.5]
     # Training: the balancer takes its shares from the relations, also when they are set after the model was built.
     model = tiny_model(LAPTOPS).train()
-    labels = torch.tensor([model.config.encode_labels({"polarity": "positive", "aspects": ["LAPTOP#PRICE"],
-                                                       "entities": ["LAPTOP"], "attributes": ["PRICE"]})] * 2)  # fmt: skip
+    row = {"polarity": "positive", "aspects": ["LAPTOP#PRICE"], "entities": ["LAPTOP"], "attributes": ["PRICE"]}
+    labels = torch.tensor([model.config.encode_labels(row)] * 2)
     inputs = dict(make_tokenizer()(["a laptop", "its price"], padding=True, return_tensors="pt"))
     model(**inputs, labels=labels).loss.backward()
     assert model.classifier.balancer.shares == (0.25, 0.25, 0.25, 0.25)

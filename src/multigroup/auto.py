@@ -19,7 +19,8 @@ tests that the import stays light and that a first use registers.
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-from .hub_code.configuration_multigroup import HUB_KWARGS, OWN_FIELDS, MultiGroupConfig
+from .hub_code.configuration_multigroup import OWN_FIELDS, MultiGroupConfig
+from .hub_code.loading_multigroup import HUB_KWARGS
 from .hub_code.modeling_multigroup import model_class
 
 

@@ -63,7 +63,8 @@ def register(parser) -> None:
         "--relations", choices=["infer", "none"], default="infer",
         help="infer (default): the relations between groups that hold on every training row (a composed group such "
         "as aspects = entities#attributes, a frequent label that implies another group's), kept by every decode so "
-        "predictions never contradict them; none: each group decided alone",
+        "predictions never contradict them, and related groups split one share of the balanced gradient; none: each "
+        "group decided alone, with a share of its own",
     )  # fmt: skip
     parser.add_argument(
         "--no-tune-thresholds", action="store_true",

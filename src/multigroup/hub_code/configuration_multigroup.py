@@ -6,7 +6,6 @@ torch, transformers and the other remote-code files.
 """
 
 import inspect
-import json
 import math
 from typing import Any
 
@@ -14,6 +13,7 @@ import transformers
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # in every transformers 4 and 5
 
 from .decoding_multigroup import DecodingMixin  # torch only
+from .loading_multigroup import HUB_KWARGS, LEGACY_DEFAULTS, sentence_transformers_pooling
 from .relations_multigroup import normalize_relations
 from .spec_multigroup import MISSING, UnknownLabelError, encode_row, is_number, normalize_group
 from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
@@ -30,27 +30,6 @@ _NOT_ENCODER = {"model_type", "transformers_version", "architectures", "auto_map
 # Encoder families whose position ids start after the padding index (RoBERTa's rule): pad_token_id + 1 positions
 # of `max_position_embeddings` are never used by text.
 _POSITIONS_AFTER_PADDING = {"camembert", "roberta", "xlm-roberta", "xlm-roberta-xl", "mpnet", "data2vec-text", "xmod"}
-# What a `config.json` written before one of the configuration's own fields existed means: 0.1.0's head had no
-# multiplier and one shared dense layer; a model saved by 0.1-0.3 has no priors to fit.
-LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors": False}
-HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-
-
-def _sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
-    """`"mean"` or `"cls"` from a sentence-transformers checkpoint's `1_Pooling/config.json`; None without one."""
-    from transformers.utils import cached_file
-
-    found = cached_file(
-        path, "1_Pooling/config.json", _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False, **hub_kwargs,
-    )  # fmt: skip
-    if found is None:
-        return None
-    with open(found, encoding="utf-8") as file:
-        modes = json.load(file)
-    if modes.get("pooling_mode_mean_tokens"):
-        return "mean"
-    return "cls" if modes.get("pooling_mode_cls_token") else None
 
 
 class MultiGroupConfig(DecodingMixin, PretrainedConfig):
@@ -248,7 +227,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         config_dict, kwargs = cls.get_config_dict(pretrained_model_name_or_path, **kwargs)
         if config_dict.get("model_type") != cls.model_type and "pooling" not in kwargs:
-            pooling = _sentence_transformers_pooling(pretrained_model_name_or_path, hub_kwargs)
+            pooling = sentence_transformers_pooling(pretrained_model_name_or_path, hub_kwargs)
             if pooling is not None:
                 kwargs["pooling"] = pooling
         return cls.from_dict(config_dict, **kwargs)

@@ -1,12 +1,37 @@
-"""Loading a model: the weight names multigroup <= 0.2 saved, and one line in place of transformers' load report.
+"""Loading a model: what a config or weights saved by older multigroup mean, a sentence-transformers checkpoint's
+pooling, and one line in place of transformers' load report.
 
 This file is remote code: `save_pretrained` copies it next to the weights, so it imports only the standard library
 and transformers.
 """
 
+import json
 import logging
 
 from transformers.utils import logging as hf_logging
+
+# What a `config.json` written before one of the configuration's own fields existed means: 0.1.0's head had no
+# multiplier and one shared dense layer; a model saved by 0.1-0.3 has no priors to fit.
+LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors": False}
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+def sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:
+    """`"mean"` or `"cls"` from a sentence-transformers checkpoint's `1_Pooling/config.json`; None without one."""
+    from transformers.utils import cached_file
+
+    found = cached_file(
+        path, "1_Pooling/config.json", _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False, **hub_kwargs,
+    )  # fmt: skip
+    if found is None:
+        return None
+    with open(found, encoding="utf-8") as file:
+        modes = json.load(file)
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls" if modes.get("pooling_mode_cls_token") else None
+
 
 # multigroup <= 0.2 named the head `head`, with `dense` and `out_proj` layers.
 LEGACY_KEYS = {

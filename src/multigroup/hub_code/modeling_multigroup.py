@@ -25,14 +25,14 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 # those import in turn): every file the pipeline needs is imported here too.
 from .batching_multigroup import read_ahead  # noqa: F401
 from .card_multigroup import PIPELINE_TASK, push_to_hub_with_card
-from .configuration_multigroup import HUB_KWARGS, MultiGroupConfig
+from .configuration_multigroup import MultiGroupConfig
 
 # Imported so that the pipeline file and the Inference Endpoints handler always travel with the model's code
 # (transformers copies relative imports; a folder loaded through remote code and saved again stays complete), and
 # the task is registered whenever the model is.
 from .handler import EndpointHandler  # noqa: F401
 from .head_multigroup import MultiGroupHead
-from .loading_multigroup import LEGACY, LEGACY_KEYS, load_report_hidden, report_loading
+from .loading_multigroup import HUB_KWARGS, LEGACY, LEGACY_KEYS, load_report_hidden, report_loading
 from .loss_multigroup import GradientBalancer, multi_group_loss
 from .pipeline_multigroup import MultiGroupClassificationPipeline
 from .versions_multigroup import init, make_portable

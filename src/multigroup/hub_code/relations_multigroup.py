@@ -108,8 +108,9 @@ def balance_weights(groups: list[dict], relations: list[dict] | None) -> list[fl
     and its parts are one annotation seen at three grains, so together they pull on the shared encoder as one
     group does). Without relations, the weights themselves.
 
-    On SemEval-2016 laptops (`aspects` = `entities#attributes`, 2 epochs, two seeds) the three views together took
-    three quarters of the gradient, and `polarity` macro-F1 trailed one model of its own by 0.08 (README, Quality).
+    On SemEval-2016 laptops (`aspects` = `entities#attributes`, 2 epochs, four seeds) with a share each the three
+    views took three quarters of the gradient and `polarity` macro-F1 trailed a model of its own by 0.060; with one
+    share for the family by 0.021, for `attributes` -0.024 (`scripts/bench_quality.py`, arm `joint_equal_shares`).
     """
     names = [group["name"] for group in groups]
     family = {name: {name} for name in names}
