@@ -41,8 +41,8 @@ from pathlib import Path
 BATCH_SIZE = 8  # TrainingArguments' default, so `multigroup train`'s too (--batch-size changes it)
 MAX_LENGTH = 128
 LORA_LEARNING_RATE = 1e-3  # adapters start at zero and are few: they want a higher rate than the whole encoder
-ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_normalized", "joint_no_priors", "joint_equal_shares",
-        "lora"]  # fmt: skip
+ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_normalized", "joint_no_priors",
+        "joint_equal_shares", "lora"]  # fmt: skip
 CLI_ARMS = ("joint", "single", "distill")
 RESULTS = Path(__file__).resolve().parent / "results"
 
