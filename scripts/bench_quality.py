@@ -45,6 +45,7 @@ ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_norm
         "joint_equal_shares", "lora"]  # fmt: skip
 CLI_ARMS = ("joint", "single", "distill")
 RESULTS = Path(__file__).resolve().parent / "results"
+TRAIN_ARGS: list[str] = []  # --train-args: flags for every `multigroup train` run (a recipe, not the product)
 
 
 def spec_from_data(rows) -> list[dict]:
@@ -223,6 +224,7 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
                     if missing:
                         raise FileNotFoundError(f"distill needs the single arm's models first: {missing}")
                     extra = ["--teachers", *map(str, teachers)]
+                extra += TRAIN_ARGS
                 logits, took, saved = cli_logits(model_groups, data, data_dir, epochs, seed, folder, extra)
             else:
                 logits, took, saved = train_and_predict(arm, model_groups, data, epochs, seed)
@@ -294,8 +296,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="per-device train batch size, every arm")
     parser.add_argument("--retrain", action="store_true", help="train again even where cached logits exist")
     parser.add_argument("--output", help="results path without suffix (default: scripts/results/bench_quality_<data>)")
+    parser.add_argument(
+        "--train-args", default="", help="extra `multigroup train` flags for the CLI arms, e.g. '--learning_rate 2e-4' "
+        "(a recipe, not the product: give it its own --cache-dir and --output)",
+    )  # fmt: skip
     args = parser.parse_args()
-    BATCH_SIZE = args.batch_size  # the one knob a flag changes: every arm reads it
+    BATCH_SIZE = args.batch_size  # the knobs flags change: every arm reads them
+    TRAIN_ARGS[:] = args.train_args.split()
 
     import torch
     from datasets import disable_progress_bars
@@ -342,6 +349,7 @@ def main() -> None:
             "batch_size": BATCH_SIZE,
             "max_length": MAX_LENGTH,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "train_args": TRAIN_ARGS,
         },  # fmt: skip
         "seeds": args.seeds,
         "groups": groups,

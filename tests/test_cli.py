@@ -628,4 +628,4 @@ def test_train_infers_the_relations_prints_them_and_every_decode_keeps_them(enco
         assert {e["label"] for e in line["entities"]} == {entity for entity, _ in aspects}
         assert {e["label"] for e in line["attributes"]} == {attribute for _, attribute in aspects}
     assert main([*args, "--output-dir", str(tmp_path / "n"), "--relations", "none"]) == 0
-    assert json.loads((tmp_path / "n" / "config.json").read_text())["relations"] is None
+    assert json.loads((tmp_path / "n" / "config.json").read_text())["relations"] == []

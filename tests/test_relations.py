@@ -264,3 +264,27 @@ def test_related_groups_share_one_groups_part_of_the_balanced_gradient():
     model.config.relations = [COMPOSE]
     model(**inputs, labels=labels).loss.backward()
     assert model.classifier.balancer.shares == pytest.approx((0.5, 1 / 6, 1 / 6, 1 / 6))
+
+
+def test_a_new_heads_training_data_gives_it_the_relations_unless_it_was_given_some():
+    """The plain path (`from_pretrained(encoder, groups=...)`, `prepare_dataset`, a Trainer) gets what `multigroup
+    train` infers: the relations of the training rows, for the balancer's shares and the decode."""
+    from multigroup.data import prepare_dataset
+
+    rows = [dict(row, text=f"text {i}", polarity=["negative", "positive"][i % 2]) for i, row in enumerate(_rows(200))]
+    table = Dataset.from_list(rows)  # polarity apart from the rest: only the composition holds
+    model = tiny_model(LAPTOPS)  # a new head: relations not given
+    assert model.config.relations is None
+    prepare_dataset(table, make_tokenizer(), model.config)
+    assert model.config.relations == [COMPOSE] == infer_relations(table, LAPTOPS)
+    assert model.config.fit_priors is False
+    model.classifier.train()
+    assert model.classifier.layout.shares == pytest.approx((0.5, 1 / 6, 1 / 6, 1 / 6))
+    for relations in ([], [COMPOSE]):  # given ones, none included, are kept
+        config = tiny_model(LAPTOPS, relations=relations).config
+        prepare_dataset(table, make_tokenizer(), config)
+        assert config.relations == relations
+    for options, training in (({}, False), ({"fit_priors": False}, True)):  # scored data, or not a new head
+        config = tiny_model(LAPTOPS, **options).config
+        prepare_dataset(table, make_tokenizer(), config, training=training)
+        assert config.relations is None

@@ -167,7 +167,9 @@ def prepare_dataset(
     editor numbers lines (`FILE, row N` for parquet). Without it they say `Row N (1-based)`: `dataset[N - 1]`.
 
     For a new head (`config.fit_priors`), the labels of training data also set each group's `prior`
-    (`fit_label_priors`): pass the training data first, and `training=False` for data the model is scored on.
+    (`fit_label_priors`) and, where the config was given no `relations`, the relations that hold on every row
+    (`multigroup.relations.infer_relations`): pass the training data first, and `training=False` for data the model
+    is scored on.
 
     On a table read with `load_table` the result is an Arrow file beside the table's, in the cache, written a batch
     at a time: the same file, tokenizer and groups are tokenized once, and a later run reads it back.
@@ -195,8 +197,12 @@ def prepare_dataset(
         return {**encoded, "labels": labels}
 
     prepared = dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
-    if training and config.fit_priors:  # a new head's first data, its training data: where its logits start
+    if training and config.fit_priors:  # a new head's first data, its training data: what its labels tell it
+        from ..hub_code.relations_multigroup import normalize_relations
+        from ..relations import infer_relations
         from ..training import fit_label_priors
 
+        if config.relations is None:  # not given: those that hold on every training row
+            config.relations = normalize_relations(infer_relations(dataset, config.groups), config.groups)
         fit_label_priors(config, label_matrix(prepared))
     return prepared

@@ -73,18 +73,21 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             existed load with False.
         fit_priors (`bool`, *optional*, defaults to `True`):
             Whether the next labelled data encoded by `multigroup.data.prepare_dataset` (the training data, for a
-            new head) sets each group's `prior`, its label frequencies: the head then starts every column at the
-            logit of its label's frequency instead of 0, so a rare label is not first pushed up to 0.5 by the whole
-            training set (with the 60x head, the plain path's restaurants `aspects` macro-F1 went from 0.477 to
-            0.594 at 2 epochs: README, Quality). Turned off once priors are set, or by the first training step.
-            Configs saved before this field existed load with False.
+            new head) sets what a new head takes from its labels: each group's `prior`, its label frequencies (the
+            head then starts every column at the logit of its label's frequency instead of 0, so a rare label is
+            not first pushed up to 0.5 by the whole training set; with the 60x head, the plain path's restaurants
+            `aspects` macro-F1 went from 0.477 to 0.594 at 2 epochs: README, Quality), and, where `relations` is
+            `None` (not given), the relations that hold on every training row. Turned off once priors are set, or
+            by the first training step. Configs saved before this field existed load with False.
         relations (`list[dict]`, *optional*):
             What the groups' labels say about each other, kept by the one decode so that no prediction contradicts
             them: `{"if": "aspects:BATTERY#QUALITY", "then": ["entities:BATTERY", "attributes:QUALITY"]}` (a
             multilabel label implies labels of other groups) and `{"compose": "aspects", "of": ["entities",
             "attributes"], "separator": "#"}` (each `aspects` label joins one label of each; an `entities` or
-            `attributes` label then holds only with one of its `aspects`). `multigroup.relations.infer_relations`
-            finds them in training data. `decode(..., relations=False)` decides each group alone.
+            `attributes` label then holds only with one of its `aspects`). Left out (`None`), a new head takes the
+            ones that hold on every row of its training data (`fit_priors`: `multigroup.relations.infer_relations`
+            when `prepare_dataset` encodes it); `[]` keeps none. `decode(..., relations=False)` decides each group
+            alone.
         kwargs:
             The encoder's own hyperparameters (`vocab_size`, `hidden_size`, ...); missing ones take the defaults of
             the encoder family's config.
@@ -201,7 +204,8 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         if duplicates:
             raise ValueError(f"Group names must be unique, got {duplicates} more than once.")
         self.groups = groups
-        self.relations = normalize_relations(self.relations, groups) or None
+        if self.relations is not None:  # None: not given (a new head takes those of its training data); []: none
+            self.relations = normalize_relations(self.relations, groups)
         self.require_groups()  # and the defaults that depend on the groups
         # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
         self.id2label = dict(enumerate(self.column_names))
