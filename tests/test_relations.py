@@ -141,8 +141,9 @@ def test_the_decode_never_contradicts_the_relations(spec, seed, scale):
 
 def test_a_conflict_is_decided_from_both_margins():
     """Margins in log-odds against the threshold (0.3 here): a kept aspect brings its parts in; a part without an
-    aspect brings its best one in when their margins sum to >= 0, else goes; an implied class is switched to when
-    the two margins sum to >= 0, else the implying label goes."""
+    aspect brings its best one in when the margins of the part, the aspect and its other part sum to >= -0.5
+    (`REQUIRED_SLACK`), else goes; an implied class is switched to when the two margins sum to >= 0, else the
+    implying label goes."""
     implied = {"if": "aspects:LAPTOP#PRICE", "then": "polarity:negative"}
     config = MultiGroupConfig(groups=LAPTOPS, relations=[COMPOSE, implied])
     logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
@@ -153,6 +154,7 @@ def test_a_conflict_is_decided_from_both_margins():
         [0.0, 0.0, logit(0.35), low, low, low, logit(0.01), low, low],  # margins 0.22 - 3.75 - 1.35 < 0: out
         [0.0, float(np.log(4)), low, low, low, low, low, logit(0.9), low],  # 3.04 - 1.39 >= 0: negative
         [0.0, float(np.log(19)), low, low, low, low, low, logit(0.35), low],  # 0.22 - 2.94 < 0: the aspect goes
+        [0.0, 0.0, low, logit(0.4), low, logit(0.4), low, low, logit(0.1)],  # 0.44 + 0.44 - 1.35 >= -0.5: all in
     ]
     decoded = config.decode(torch.tensor(rows))
     shown = [
@@ -162,7 +164,8 @@ def test_a_conflict_is_decided_from_both_margins():
     assert shown[1] == {"entities": ["LAPTOP"], "attributes": ["PRICE"], "aspects": ["LAPTOP#PRICE"]}
     assert shown[2] == shown[4] == {"entities": [], "attributes": [], "aspects": []}
     assert shown[3] == {"entities": ["LAPTOP"], "attributes": ["PRICE"], "aspects": ["LAPTOP#PRICE"]}
-    assert [row["polarity"]["label"] for row in decoded] == ["negative"] * 3 + ["negative", "positive"]
+    assert shown[5] == {"entities": ["LAPTOP"], "attributes": ["QUALITY"], "aspects": ["LAPTOP#QUALITY"]}
+    assert [row["polarity"]["label"] for row in decoded] == ["negative"] * 3 + ["negative", "positive", "negative"]
     assert decoded[3]["polarity"]["score"] == pytest.approx(0.2)  # the scores stay the model's
     alone = config.decode(torch.tensor(rows), relations=False)
     assert [e["label"] for e in alone[1]["aspects"]] == [] and alone[3]["polarity"]["label"] == "positive"
