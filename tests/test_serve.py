@@ -58,16 +58,33 @@ GOOD = [
 ]
 
 
-@pytest.mark.parametrize("body", GOOD, ids=range(len(GOOD)))
-def test_answers_are_the_pipeline_answers(server, reference, body):
-    status, answer = call(server.port, "/predict", body)
-    assert status == 200
+def expected(reference, body):
+    """The pipeline's answer to a request body (query-string-style values read as the server reads them)."""
     parameters = dict(body.get("parameters", {}))
     if isinstance(parameters.get("groups"), str):
         parameters["groups"] = parameters["groups"].split(",")
     if isinstance(parameters.get("threshold"), str):
         parameters["threshold"] = float(parameters["threshold"])
-    assert_same(answer, reference(body["inputs"], **parameters))
+    return reference(body["inputs"], **parameters)
+
+
+@pytest.mark.parametrize("body", GOOD, ids=range(len(GOOD)))
+def test_answers_are_the_pipeline_answers(server, reference, body):
+    status, answer = call(server.port, "/predict", body)
+    assert status == 200
+    assert_same(answer, expected(reference, body))
+
+
+def test_concurrent_requests_with_different_options_each_get_their_own(server, reference):
+    """Requests of one forward pass are decoded once per set of options: each still gets its own answer."""
+    bodies = [body for body in GOOD if body["inputs"] != []] * 3  # 18 requests, 6 sets of options, interleaved
+    before = call(server.port, "/health")[1]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda body: call(server.port, "/predict", body), bodies))
+    for body, (status, answer) in zip(bodies, answers):
+        assert status == 200
+        assert_same(answer, expected(reference, body))
+    assert call(server.port, "/health")[1]["forward_passes"] - before["forward_passes"] < len(bodies)
 
 
 BAD = [

@@ -68,16 +68,26 @@ class Backend:
         return logits
 
     def answer(self, requests: list) -> list:
-        """The forward passes for every request's texts, then each request decoded with its own options."""
+        """The forward passes for every request's texts, then one decode per set of options: the requests that
+        share their options (most often the defaults) are decoded together, and each gets its own rows back."""
         logits = self.logits([text for request in requests for text in request.texts])
-        answers, start = [], 0
-        for request in requests:
-            rows = logits[start : start + len(request.texts)]
-            start += len(request.texts)
+        starts = np.cumsum([0] + [len(request.texts) for request in requests])
+        alike: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            alike.setdefault(json.dumps(request.options, sort_keys=True), []).append(i)
+        answers: list = [None] * len(requests)
+        for members in alike.values():
+            rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in members])
             try:
-                answers.append(self.config.decode(rows, **request.options))
-            except (ValueError, TypeError) as error:
-                answers.append(error)
+                decoded = self.config.decode(logits[rows], **requests[members[0]].options)
+            except (ValueError, TypeError) as error:  # their options: each request that sent them gets the error
+                for i in members:
+                    answers[i] = error
+                continue
+            at = 0
+            for i in members:
+                answers[i] = decoded[at : at + len(requests[i].texts)]
+                at += len(requests[i].texts)
         return answers
 
 
