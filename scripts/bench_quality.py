@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -96,12 +97,15 @@ def cli_logits(groups: list[dict], data: dict, data_dir: Path, epochs: float, se
 def train_and_predict(arm: str, groups: list[dict], data: dict, epochs: float, seed: int) -> tuple[dict, float, dict]:
     """Train one model in this process; return its logits on validation and test, the training time in s, and its
     groups and relations."""
+    from multigroup.relations import infer_relations
+
+    if arm == "joint_no_priors":  # `fit_priors=False` also keeps a new head from inferring them: given here
+        return _train_and_predict(arm, groups, data, epochs, seed, relations=infer_relations(data["train"], groups))
     if arm != "joint_equal_shares":
         return _train_and_predict(arm, groups, data, epochs, seed)
     from unittest import mock
 
     from multigroup.hub_code import loss_multigroup
-    from multigroup.relations import infer_relations
 
     equal = lambda groups, relations: [float(group["weight"]) for group in groups]  # noqa: E731
     with mock.patch.object(loss_multigroup, "balance_weights", equal):
@@ -302,7 +306,9 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     BATCH_SIZE = args.batch_size  # the knobs flags change: every arm reads them
-    TRAIN_ARGS[:] = args.train_args.split()
+    TRAIN_ARGS[:] = shlex.split(args.train_args)
+    if TRAIN_ARGS and (args.cache_dir == parser.get_default("cache_dir") or not args.output):
+        parser.error("--train-args trains a recipe, not the product: give it its own --cache-dir and --output")
 
     import torch
     from datasets import disable_progress_bars
@@ -336,7 +342,8 @@ def main() -> None:
                     )
             for rule, per_seed in runs.items():
                 rows[f"{arm}/{rule}"] = {"groups": summarize(per_seed), "per_seed": per_seed, "seeds": args.seeds,
-                                         "train_seconds": statistics.mean(seconds)}  # fmt: skip
+                                         "train_seconds": statistics.mean(seconds),
+                                         "train_args": TRAIN_ARGS if arm in CLI_ARMS else []}  # fmt: skip
                 print(f"{epochs:g} epochs, {arm}, {rule}: " + ", ".join(
                     f"{g} {v['f1_macro']['mean']:.3f}/{v['f1_micro']['mean']:.3f}" for g, v in summarize(per_seed).items()
                 ), flush=True)  # fmt: skip
@@ -349,7 +356,6 @@ def main() -> None:
             "batch_size": BATCH_SIZE,
             "max_length": MAX_LENGTH,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",
-            "train_args": TRAIN_ARGS,
         },  # fmt: skip
         "seeds": args.seeds,
         "groups": groups,

@@ -629,3 +629,6 @@ def test_train_infers_the_relations_prints_them_and_every_decode_keeps_them(enco
         assert {e["label"] for e in line["attributes"]} == {attribute for _, attribute in aspects}
     assert main([*args, "--output-dir", str(tmp_path / "n"), "--relations", "none"]) == 0
     assert json.loads((tmp_path / "n" / "config.json").read_text())["relations"] == []
+    again = [arg if arg != str(encoder_dir) else str(tmp_path / "n") for arg in args]  # a trained model, trained on
+    assert main([*again, "--output-dir", str(tmp_path / "o")]) == 0  # infers on its new training file too
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["relations"] == config["relations"]

@@ -291,3 +291,21 @@ def test_a_new_heads_training_data_gives_it_the_relations_unless_it_was_given_so
         config = tiny_model(LAPTOPS, **options).config
         prepare_dataset(table, make_tokenizer(), config, training=training)
         assert config.relations is None
+
+
+def test_a_saved_config_without_relations_keeps_none_and_unknown_training_labels_say_nothing():
+    from multigroup.data import prepare_dataset
+
+    table = Dataset.from_list([dict(row, text=f"text {i}") for i, row in enumerate(_rows(200))])
+    saved = tiny_model(LAPTOPS).config.to_dict()
+    for config in (  # written by 0.4 for a trained model (`null`), or by 0.1-0.3 (no key, no `fit_priors`)
+        MultiGroupConfig.from_dict({**saved, "relations": None, "fit_priors": False}),
+        MultiGroupConfig.from_dict({k: v for k, v in saved.items() if k not in ("relations", "fit_priors")}),
+    ):
+        prepare_dataset(table, make_tokenizer(), config)
+        assert config.relations is None and config.decode(torch.zeros(1, config.num_columns))  # decoded as before
+    # A label the groups lack, dropped by `ignore_unknown_labels`, is no relation (it would not be a valid one).
+    unknown = Dataset.from_list([dict(row, aspects=[*row["aspects"], "SCREEN#SIZE"]) for row in table])
+    config = tiny_model(LAPTOPS).config
+    prepare_dataset(unknown, make_tokenizer(), config, ignore_unknown_labels=True)
+    assert COMPOSE in config.relations and "SCREEN" not in str(config.relations)

@@ -249,3 +249,32 @@ def test_onnx_folder_serves_the_same_answers(model_dir, reference, tmp_path):
             assert_same(answer, reference(body["inputs"], **body.get("parameters", {})))
     finally:
         served.stop()
+
+
+def test_a_forward_pass_is_decoded_once_per_set_of_options():
+    """`Backend.answer`: requests that share their options are decoded together and each gets its own rows back; a
+    set of options the decode refuses is a 400 for the requests that sent it, the others are answered."""
+    import numpy as np
+
+    from multigroup.serving.app import BadRequest, Backend
+    from multigroup.serving.batching import Request
+
+    calls = []
+
+    class Config:
+        def decode(self, rows, **options):
+            calls.append(options)
+            if options.get("top_k") == 0:
+                raise ValueError("`top_k` must be a positive int")
+            return [(int(row[0]), options.get("top_k")) for row in rows]
+
+    backend = Backend("stub", Config(), None, None, 0)
+    backend.logits = lambda texts: np.array([[float(text)] for text in texts])
+    requests = [Request(texts, options, None) for texts, options in [
+        (["0", "1"], {}), (["2"], {"top_k": 2}), (["3"], {}), (["4"], {"top_k": 0}), ([], {}), (["5", "6"], {"top_k": 2}),
+    ]]  # fmt: skip
+    answers = backend.answer(requests)
+    assert answers[0] == [(0, None), (1, None)] and answers[2] == [(3, None)] and answers[4] == []
+    assert answers[1] == [(2, 2)] and answers[5] == [(5, 2), (6, 2)]
+    assert isinstance(answers[3], BadRequest) and "`top_k` must be a positive int" in str(answers[3])
+    assert sorted(map(str, calls)) == sorted(map(str, [{}, {"top_k": 2}, {"top_k": 0}]))  # one decode per set

@@ -35,15 +35,20 @@ MIN_SUPPORT = 20
 
 
 def _label_sets(dataset, groups: list[dict], batch_size: int = 1000):
-    """Per row, `{group: set of labels}` (a multiclass group's one label; None where the row lacks the group)."""
-    names = [group["name"] for group in groups if group["type"] != "regression"]
-    present = [name for name in names if name in dataset.column_names]  # a column left out: missing on every row
+    """Per row, `{group: set of labels}` (a multiclass group's one label; None where the row lacks the group), of
+    the groups' own labels only: what the model is trained on (a label the groups lack, dropped with
+    `ignore_unknown_labels`, says nothing; a multiclass group's unknown class is no label)."""
+    known = {group["name"]: set(group["labels"]) for group in groups if group["type"] != "regression"}
+    present = [name for name in known if name in dataset.column_names]  # a column left out: missing on every row
     for batch in dataset.select_columns(present).iter(batch_size=batch_size) if present else ():
         for i in range(len(batch[present[0]])):
-            row = dict.fromkeys(names)
+            row = dict.fromkeys(known)
             for name in present:
                 value = batch[name][i]
-                row[name] = None if value is None else {value} if isinstance(value, str) else set(value)
+                if isinstance(value, str):
+                    row[name] = {value} if value in known[name] else None
+                elif value is not None:
+                    row[name] = set(value) & known[name]
             yield row
 
 

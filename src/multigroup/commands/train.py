@@ -117,9 +117,14 @@ def _groups(args, table) -> list[dict]:
     return groups
 
 
-def _show_relations(config, file: str) -> None:
-    """Print the relations `prepare_dataset` found on every row of the training file."""
-    found = config.relations or []
+def _infer_relations(config, table, file: str) -> None:
+    """Store (and print) the relations that hold on every row of the training table: also for a model trained
+    before, whose relations may not hold on this file (`prepare_dataset` infers them for a new head only)."""
+    from ..hub_code.relations_multigroup import normalize_relations
+    from ..relations import infer_relations
+
+    found = normalize_relations(infer_relations(table, config.groups), config.groups)
+    config.relations = found
     if found:
         shown = [f"{r['compose']} = {r['separator'].join(r['of'])}" if "compose" in r else f"{r['if']} implies "
                  f"{', '.join(r['then'])}" for r in found]  # fmt: skip
@@ -169,7 +174,9 @@ def run(args, extra: list[str]) -> int:
         )
     model.config.base_model = args.model if is_hub_id(args.model) else None  # never a path on this machine
     config = model.config
-    if args.relations == "none":  # else the new head takes those of the training data (`prepare_dataset`)
+    if args.relations == "infer":
+        _infer_relations(config, train_table, args.train_file)
+    else:
         config.relations = []
     # --unknown-labels covers the validation file only: a training label outside --groups is an error.
     try:
@@ -178,7 +185,6 @@ def run(args, extra: list[str]) -> int:
         )
     except UnknownLabelError as error:  # no flag drops them: the groups must hold every training label
         raise error.with_fix("Add the label to --groups, or remove it from the training file.") from None
-    _show_relations(config, args.train_file)
     train_labels = label_matrix(train)  # from the Arrow column: no Python list per row
     collator, callbacks = DataCollatorWithPadding(tokenizer), []
     if args.teachers:

@@ -122,11 +122,11 @@ def balance_weights(groups: list[dict], relations: list[dict] | None) -> list[fl
     return [float(group["weight"]) / len(family[group["name"]]) for group in groups]
 
 
-# How far below 0 the summed margins of a part without any of its composed labels, its best composed label and that
-# label's other parts may fall for the composed label to be brought in (else the part goes): on the validation split
-# of SemEval-2016 laptops (four seeds of `multigroup train`'s models), 0.5 gave the best worst-group F1 change against
-# deciding each group alone among 0, 0.5, 1 and 2 (`scripts/bench_relations.py --split validation --slacks ...`; the
-# test split is reported without it).
+# How far below 0 the summed margins of a part without any of its composed labels, its best composed label and the
+# other labels that one implies may fall for the composed label to be brought in (else the part goes): on the
+# validation split of SemEval-2016 laptops (four seeds of `multigroup train`'s models), 0.5 gave the best worst-group
+# F1 change against deciding each group alone among 0, 0.5, 1 and 2 (`scripts/bench_relations.py --split validation
+# --slacks ...`; the test split is reported without it).
 REQUIRED_SLACK = 0.5
 
 
@@ -139,9 +139,9 @@ def keep_relations(decided: list[dict], slices: dict[str, slice], implies: list,
     implies (it passed its own threshold: on SemEval laptops this kept more F1 than weighing it against them); a
     class it implies is switched to when the two margins sum to >= 0, else the label goes. A part that holds
     without any of its composed labels brings in its best one, with what that one implies, when the margins of
-    the part, that label and its other parts sum to >= -REQUIRED_SLACK, else goes: the parts that hold count as
-    support (a rare composed label's own score starts at its prior, the product of its parts' rarities, so alone it
-    understates what the parts say). A last pass drops whatever still contradicts, until nothing does.
+    the part, that label and the other labels it implies sum to >= -REQUIRED_SLACK, else goes: those that hold
+    count as support (a rare composed label's own score starts at its prior, the product of its parts' rarities,
+    so alone it understates what the parts say). A last pass drops whatever still contradicts, until nothing does.
     `slices`: the config's `group_slices`.
     """
     start = max(columns.stop for columns in slices.values())

@@ -80,9 +80,9 @@ class Backend:
             rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in members])
             try:
                 decoded = self.config.decode(logits[rows], **requests[members[0]].options)
-            except (ValueError, TypeError) as error:  # their options: each request that sent them gets the error
+            except (ValueError, TypeError) as error:  # their options: each request that sent them gets a 400
                 for i in members:
-                    answers[i] = error
+                    answers[i] = BadRequest(str(error))
                 continue
             at = 0
             for i in members:
