@@ -256,7 +256,7 @@ def test_a_forward_pass_is_decoded_once_per_set_of_options():
     set of options the decode refuses is a 400 for the requests that sent it, the others are answered."""
     import numpy as np
 
-    from multigroup.serving.app import BadRequest, Backend
+    from multigroup.serving.app import Backend, BadRequest
     from multigroup.serving.batching import Request
 
     calls = []
@@ -270,9 +270,9 @@ def test_a_forward_pass_is_decoded_once_per_set_of_options():
 
     backend = Backend("stub", Config(), None, None, 0)
     backend.logits = lambda texts: np.array([[float(text)] for text in texts])
-    requests = [Request(texts, options, None) for texts, options in [
-        (["0", "1"], {}), (["2"], {"top_k": 2}), (["3"], {}), (["4"], {"top_k": 0}), ([], {}), (["5", "6"], {"top_k": 2}),
-    ]]  # fmt: skip
+    sent = [(["0", "1"], {}), (["2"], {"top_k": 2}), (["3"], {}), (["4"], {"top_k": 0}), ([], {}),
+            (["5", "6"], {"top_k": 2})]  # fmt: skip
+    requests = [Request(texts, options, None) for texts, options in sent]
     answers = backend.answer(requests)
     assert answers[0] == [(0, None), (1, None)] and answers[2] == [(3, None)] and answers[4] == []
     assert answers[1] == [(2, 2)] and answers[5] == [(5, 2), (6, 2)]
