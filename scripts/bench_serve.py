@@ -220,13 +220,14 @@ def main() -> None:
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 16, 32])
     parser.add_argument("--seconds", type=float, default=15, help="per concurrency level")
     parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--output", default="bench_serve", help="results name in scripts/results (without suffix)")
     args = parser.parse_args()
     texts = load_texts(args.data_dir)[: args.texts]
     results = {"machine": machine(), "texts": len(texts), "seconds": args.seconds, "encoders": []}
     for encoder in args.encoders:
         results["encoders"].append(bench_encoder(encoder, texts, args))
         print(json.dumps(results["encoders"][-1], indent=1), flush=True)
-    write_results(RESULTS / "bench_serve", results, markdown(results))
+    write_results(RESULTS / args.output, results, markdown(results))
 
 
 if __name__ == "__main__":
