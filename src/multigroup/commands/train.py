@@ -123,8 +123,7 @@ def _infer_relations(config, table, file: str) -> None:
     from ..hub_code.relations_multigroup import normalize_relations
     from ..relations import infer_relations
 
-    found = normalize_relations(infer_relations(table, config.groups), config.groups)
-    config.relations = found
+    config.relations = found = normalize_relations(infer_relations(table, config.groups), config.groups)
     if found:
         shown = [f"{r['compose']} = {r['separator'].join(r['of'])}" if "compose" in r else f"{r['if']} implies "
                  f"{', '.join(r['then'])}" for r in found]  # fmt: skip
