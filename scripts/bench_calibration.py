@@ -1,6 +1,8 @@
 """Calibration: each group's expected calibration error, Brier score and F1 on the test split, raw scores against
 temperatures fitted on the validation split (what `multigroup train` does by default; `--no-calibrate` is the raw
-arm), thresholds picked on validation after either (the default rule), over one model per seed.
+arm), thresholds picked on validation after either (the default rule), over one model per seed. Two references:
+the lowest test ECE of any temperature (`oracle_ece`, chosen with the test labels) and the ECE a perfectly
+calibrated model would show on a test split of this size (`floor_ece`, sampling noise alone).
 
     multigroup train ... --seed 0 --output-dir out/laptops-0    # (and --seed 1 ...) at train's defaults
     python scripts/bench_calibration.py --data-dir ../shared/data/semeval16_absa_laptops_en \
@@ -60,6 +62,29 @@ def oracle_ece(config, logits, labels) -> dict[str, float]:
     return out
 
 
+def floor_ece(config, logits, draws: int = 200) -> dict[str, float]:
+    """Per multiclass group, the mean test ECE of a perfectly calibrated model with these (temperature-scaled)
+    scores: each draw takes every row's truth at random from its own scores (seeded), so the only gap left is
+    sampling noise, what a test split of this size measures even when the scores are exact."""
+    import numpy as np
+    import torch
+
+    from multigroup.calibration import calibration_errors
+
+    rng, out = np.random.default_rng(0), {}
+    for group, columns in zip(config.groups, config.group_slices.values()):
+        if group["type"] == "multiclass":
+            z = torch.as_tensor(logits[:, columns]) / group.get("temperature", 1.0)
+            scores = z.softmax(-1).double().numpy()
+            cumulative = scores.cumsum(1)
+            errors = []
+            for _ in range(draws):
+                drawn = (rng.random((len(scores), 1)) > cumulative).sum(1).clip(max=scores.shape[1] - 1)
+                errors.append(calibration_errors("multiclass", scores, np.eye(scores.shape[1])[drawn])["ece"])
+            out[group["name"]] = float(np.mean(errors))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", required=True, help="saved multigroup model folders (one per seed)")
@@ -90,6 +115,10 @@ def main() -> None:
             split[name] = (batched_logits(model, tokenizer, texts, 32), labels, missed)
         run = arms(model.config, split["validation"][:2], split["test"])
         run["oracle_ece"] = oracle_ece(model.config, *split["test"][:2])
+        calibrated = copy.deepcopy(model.config)
+        for group in calibrated.groups:
+            group["temperature"] = run["calibrated"]["temperatures"].get(group["name"], 1.0)
+        run["floor_ece"] = floor_ece(calibrated, split["test"][0])
         runs.append(run)
     groups = [g for g in model.config.groups if g["type"] != "regression"]
     summary = {}
@@ -118,6 +147,9 @@ def main() -> None:
     lines += ["", "Temperatures fitted: " + "; ".join(temperatures)]
     lines += ["Lowest test ECE of any temperature (chosen on test): " + "; ".join(
         ", ".join(f"{k} {v:.4f}" for k, v in run["oracle_ece"].items()) for run in runs)]  # fmt: skip
+    lines += ["Test ECE of a perfectly calibrated model with the calibrated scores (sampling noise alone, mean of "
+              "200 seeded draws): " + "; ".join(
+        ", ".join(f"{k} {v:.4f}" for k, v in run["floor_ece"].items()) for run in runs)]  # fmt: skip
     markdown = "\n".join(lines)
     write_results(output, results, markdown)
 
