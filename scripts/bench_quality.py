@@ -209,6 +209,15 @@ def score(spec: dict, logits: dict, data: dict, rule: str | None) -> dict:
     return result
 
 
+def model_name(arm: str, epochs: float, seed: int, index: int) -> str:
+    """A trained model's name in the cache: its folder (the CLI arms) and `NAME.npz`, its logits."""
+    return f"{arm}-e{epochs:g}-s{seed}-{index}"
+
+
+def cache_folder(cache_dir, data_dir: Path, batch_size: int) -> Path:
+    return Path(cache_dir) / f"{data_dir.name}-b{batch_size}"
+
+
 def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bool):
     """[(groups and relations of one model as it was saved, its logits)] for an arm, from the cache or by
     training; and the training seconds."""
@@ -217,13 +226,13 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
     models = [[group] for group in groups] if arm == "single" else [groups]
     found, seconds = [], 0.0
     for i, model_groups in enumerate(models):
-        path = cache / f"{arm}-e{epochs:g}-s{seed}-{i}.npz"
+        path = cache / f"{model_name(arm, epochs, seed, i)}.npz"
         if train or not path.exists():
             if arm in CLI_ARMS:
-                folder = cache / f"{arm}-e{epochs:g}-s{seed}-{i}"
+                folder = cache / model_name(arm, epochs, seed, i)
                 extra = []
                 if arm == "distill":  # the single arm's models as teachers
-                    teachers = [cache / f"single-e{epochs:g}-s{seed}-{j}" for j in range(len(groups))]
+                    teachers = [cache / model_name("single", epochs, seed, j) for j in range(len(groups))]
                     missing = [str(t) for t in teachers if not t.is_dir()]
                     if missing:
                         raise FileNotFoundError(f"distill needs the single arm's models first: {missing}")
@@ -322,7 +331,7 @@ def main() -> None:
     data_dir = Path(args.data_dir)
     data = {split: load_table(data_dir / f"{split}.jsonl") for split in ("train", "validation", "test")}
     groups = spec_from_data(data["train"])
-    cache = Path(args.cache_dir) / f"{data_dir.name}-b{BATCH_SIZE}"
+    cache = cache_folder(args.cache_dir, data_dir, BATCH_SIZE)
     cache.mkdir(parents=True, exist_ok=True)
     suffix = "" if BATCH_SIZE == 8 else f"_batch{BATCH_SIZE}"
     output = Path(args.output) if args.output else RESULTS / f"bench_quality_{data_dir.name}{suffix}"

@@ -1,0 +1,108 @@
+"""Per-label test F1 of the quality benchmark's models, read from its cache: where one arm trails another.
+
+    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 --seeds 0 1 2 3
+    python scripts/per_label.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 --seeds 0 1 2 3
+
+For each group and label (each class of a multiclass group): its count in the test split and its test F1 per arm,
+mean over the seeds, scored as `bench_quality.py` scores (each model decoded with the relations it keeps);
+`joint_alone` is the joint model with every group decided alone (no relations). Then each group's macro-F1 over its
+labels with at least --min-count test texts and over the rarer ones: a label with a handful of test texts moves
+macro-F1 by up to 1 / (number of labels) with one text. Only arms whose models are all in the cache are shown (a
+dataset without relations shows `joint_alone` equal to `joint`).
+Writes scripts/results/per_label_<data>_e<epochs>[_batch<N>].{json,md}.
+"""
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+from _harness import RESULTS, write_results
+from bench_quality import cache_folder, gold, model_name, spec_from_data
+
+ARMS = ("plain", "joint", "joint_alone", "single", "distill")
+
+
+def label_f1(spec: dict, logits, data: dict) -> dict[str, dict[str, dict]]:
+    """Per group, per label: its test F1 and support (`multigroup.metrics.classification_report`), one model."""
+    from multigroup import MultiGroupConfig
+    from multigroup.metrics import classification_report
+
+    config = MultiGroupConfig(**copy.deepcopy(spec))
+    test, _ = gold(config, data["test"])
+    report = classification_report(config, logits, test)
+    return {group: {row["label"]: row for row in rows} for group, rows in report.items()}
+
+
+def arm_scores(arm: str, groups: list[dict], data: dict, cache: Path, epochs: float, seed: int) -> dict | None:
+    """`label_f1` for every group of one arm and seed from the cached logits; None if a model is missing."""
+    import numpy as np
+
+    if arm == "single":
+        paths = [cache / f"{model_name('single', epochs, seed, i)}.npz" for i in range(len(groups))]
+    else:
+        paths = [cache / f"{model_name(arm.removesuffix('_alone'), epochs, seed, 0)}.npz"]
+    if not all(path.exists() for path in paths):
+        return None
+    out = {}
+    for path in paths:
+        stored = np.load(path)
+        spec = json.loads(str(stored["spec"]))
+        if arm.endswith("_alone"):
+            spec["relations"] = []
+        out |= label_f1(spec, stored["test"], data)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder with train/validation/test.jsonl")
+    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--batch-size", type=int, default=8, help="the benchmark's batch size (its cache folder)")
+    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="bench_quality.py's --cache-dir")
+    parser.add_argument("--min-count", type=int, default=8, help="test texts a label needs to count as common")
+    args = parser.parse_args()
+
+    import statistics
+
+    from multigroup.data import load_table
+
+    data_dir = Path(args.data_dir)
+    data = {split: load_table(data_dir / f"{split}.jsonl") for split in ("train", "test")}
+    groups = spec_from_data(data["train"])
+    cache = cache_folder(args.cache_dir, data_dir, args.batch_size)
+    runs = {arm: [arm_scores(arm, groups, data, cache, args.epochs, seed) for seed in args.seeds] for arm in ARMS}
+    runs = {arm: seeds for arm, seeds in runs.items() if all(seeds)}
+    if not runs:
+        parser.error(f"no arm has every model for these seeds in {cache}: run scripts/bench_quality.py first")
+    table, lines = {}, [f"Test F1 per label, mean over seeds {args.seeds}, {args.epochs:g} epochs, `{data_dir.name}`."]
+    for group in groups:
+        name, labels = group["name"], group["labels"]
+        counts = {label: next(iter(runs.values()))[0][name][label]["support"] for label in labels}
+        means = {arm: {label: statistics.mean(run[name][label]["f1"] for run in seeds) for label in labels}
+                 for arm, seeds in runs.items()}  # fmt: skip
+        table[name] = {"test_counts": counts, "f1": means, "macro": {}}
+        lines += ["", f"**{name}**", "", "| label | test texts | " + " | ".join(means) + " |"]
+        lines.append("|---" * (2 + len(means)) + "|")
+        for label in sorted(labels, key=lambda label: -counts[label]):
+            cells = " | ".join(f"{f1[label]:.3f}" for f1 in means.values())
+            lines.append(f"| {label} | {counts[label]} | {cells} |")
+        common = [label for label in labels if counts[label] >= args.min_count]
+        parts = {"all": labels, f">= {args.min_count} test texts": common,
+                 "rarer": [label for label in labels if label not in common]}  # fmt: skip
+        for part, chosen in parts.items():
+            if chosen and (part == "all" or len(chosen) < len(labels)):
+                macro = {arm: statistics.mean(f1[label] for label in chosen) for arm, f1 in means.items()}
+                table[name]["macro"][part] = macro
+                cells = " | ".join(f"{value:.3f}" for value in macro.values())
+                lines.append(f"| macro-F1, {part} ({len(chosen)} of {len(labels)}) | | {cells} |")
+    suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
+    output = RESULTS / f"per_label_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
+    settings = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
+                "min_count": args.min_count}  # fmt: skip
+    write_results(str(output), {**settings, "table": table}, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
