@@ -43,15 +43,6 @@ class _LogitsOnly(torch.nn.Module):
 RECIPES = ("matmul", "matmul-ffn-out-fp32")
 LAYER_RECIPE = "matmul-ffn-out-fp32-layer-{}"
 MAX_F1_DROP = 0.005  # the int8 graph's budget on a check file, per group, micro and macro F1
-# ONNX Runtime's transformer fusions (attention, residual + layer norm, bias + GELU, embeddings + layer norm): one
-# kernel where the export wrote several (scripts/bench_onnx.py measures fused against plain). The fused graph is
-# kept only where it gives the eager logits on the export's sample within FUSED_TOLERANCE; `model.onnx` records
-# which graph it holds (`graph_kind`).
-FUSED_TOLERANCE = 1e-4
-GRAPH_KEY = "multigroup_graph"  # model.onnx's metadata: "fused" or "plain: why"
-# Short and long texts, padded to one length: what the fused graph must get right.
-SAMPLE = ["A short text.", "A somewhat longer second text for the export, with a clause or two more than the first, "
-          "so that the batch holds padding."]  # fmt: skip
 INT8_REPORT = "int8.json"
 
 
@@ -62,14 +53,9 @@ def export_onnx(
     quantize: bool = False,
     check_file: str | Path | None = None,
     text_column: str = "text",
-    fuse: bool = True,
 ) -> Path:
     """Write `model.onnx` (dynamic batch and sequence length, one `logits` output), the config, the tokenizer and
     the code to run them without multigroup (`onnx_multigroup.py` and the config's code files).
-
-    `fuse=True` applies ONNX Runtime's transformer fusions where they give the same logits: faster, but the fused
-    operators are ONNX Runtime's own (`com.microsoft` domain). `fuse=False` keeps standard ONNX operators only, for
-    other runtimes. `graph_kind(output_dir)` says which graph was written.
 
     With `quantize=True`, also `model_int8.onnx` (int8 weights, `RECIPES[0]`). With a labelled `check_file` as
     well, each recipe is tried fastest first and the first whose every group keeps micro and macro F1 within
@@ -84,20 +70,18 @@ def export_onnx(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     output_dir = Path(output_dir)  # made once the model loaded: a wrong model_dir leaves no empty folder
     output_dir.mkdir(parents=True, exist_ok=True)
-    sample = tokenizer(SAMPLE, padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["A short text.", "A somewhat longer second text for the export."], padding=True, return_tensors="pt"
+    )
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     # The wrapper in eval mode: the exporter puts every module back in the wrapper's mode when it is done.
     with torch.inference_mode():
-        expected = model(**{name: sample[name] for name in names}).logits.numpy()
         torch.onnx.export(
             _LogitsOnly(model).eval(), tuple(sample[name] for name in names), str(output_dir / ONNX_FILE),
             input_names=names, output_names=["logits"], dynamic_axes={**axes, "logits": {0: "batch"}},
             opset_version=opset, dynamo=False, external_data=False,
         )  # fmt: skip
-    inputs = {name: sample[name].numpy() for name in names}
-    _record_graph(output_dir / ONNX_FILE, _fuse(output_dir / ONNX_FILE, model.config, inputs, expected) if fuse
-                  else "plain: fuse=False")  # fmt: skip
     model.config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     if (Path(model_dir) / "metrics.json").is_file():  # which files chose the thresholds: evaluate marks them
@@ -115,59 +99,6 @@ def export_onnx(
     elif check_file is not None:
         raise ValueError("check_file measures the int8 graph: pass quantize=True with it.")
     return output_dir / ONNX_FILE
-
-
-def _fuse(path: Path, config, inputs: dict, expected) -> str:
-    """Replace the graph at `path` by ONNX Runtime's fused transformer graph when it gives `expected` (the eager
-    logits of `inputs`) within `FUSED_TOLERANCE`. Returns what `model.onnx` then holds: "fused" or "plain: why"."""
-    import logging
-
-    import numpy as np
-    import onnxruntime
-    from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    options = FusionOptions("bert")
-    options.use_raw_attention_mask(True)  # the mask as given: left padding and holes stay right
-    # Its modules log under their bare names ("fusion_attention", ...): its "not fused" notes for encoders it does
-    # not know would reach the user's terminal. The outcome is recorded instead.
-    silenced = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        fused = optimize_model(
-            str(path), model_type="bert", num_heads=getattr(config, "num_attention_heads", 0) or 0,
-            hidden_size=getattr(config, "hidden_size", 0) or 0, optimization_options=options, opt_level=1,
-        )  # fmt: skip
-        session = onnxruntime.InferenceSession(fused.model.SerializeToString(), providers=["CPUExecutionProvider"])
-        logits = session.run(["logits"], inputs)[0]
-    except Exception as error:  # a graph the fusions cannot read: the plain one is still right, only slower
-        return f"plain: the fusions failed ({type(error).__name__}: {error})"
-    finally:
-        logging.disable(silenced)
-    if not any(node.domain == "com.microsoft" for node in fused.model.graph.node):
-        return "plain: no fusion applies to this encoder"
-    difference = float(np.abs(logits - expected).max()) if logits.shape == expected.shape else float("inf")
-    if difference > FUSED_TOLERANCE:
-        return f"plain: the fused graph's logits differ by {difference:.2g} from eager"
-    fused.save_model_to_file(str(path))
-    return "fused"
-
-
-def _record_graph(path: Path, kind: str) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {GRAPH_KEY: kind})
-    onnx.save(model, str(path))
-
-
-def graph_kind(folder: str | Path) -> str:
-    """Which graph `multigroup export onnx` wrote to `folder`'s model.onnx: "fused" (ONNX Runtime's transformer
-    fusions) or "plain: why" (standard ONNX operators); "plain" for a folder exported before fusions existed."""
-    import onnx
-
-    model = onnx.load(str(Path(folder) / ONNX_FILE), load_external_data=False)
-    return next((prop.value for prop in model.metadata_props if prop.key == GRAPH_KEY), "plain")
 
 
 def quantize_onnx(folder: str | Path, check_file: str | Path | None = None, text_column: str = "text") -> dict:
@@ -201,7 +132,6 @@ def quantize_onnx(folder: str | Path, check_file: str | Path | None = None, text
 
 
 def _quantize(folder: Path, recipe: str) -> None:
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = folder / ONNX_FILE
@@ -217,7 +147,6 @@ def _quantize(folder: Path, recipe: str) -> None:
     quantize_dynamic(
         str(source), str(folder / QUANTIZED_FILE), weight_type=QuantType.QInt8, per_channel=True,
         op_types_to_quantize=["MatMul", "Gemm", "Attention"], nodes_to_exclude=keep,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops' outputs have no inferred type
     )  # fmt: skip
 
 
@@ -259,6 +188,4 @@ def _worst(drops: dict) -> float:
     return round(max(fp32 - int8 for group in drops.values() for fp32, int8 in group.values()), 4)
 
 
-__all__ = [
-    "ONNX_FILE", "QUANTIZED_FILE", "RECIPES", "OnnxMultiGroupClassifier", "export_onnx", "graph_kind", "quantize_onnx",
-]  # fmt: skip
+__all__ = ["ONNX_FILE", "QUANTIZED_FILE", "RECIPES", "OnnxMultiGroupClassifier", "export_onnx", "quantize_onnx"]

@@ -15,11 +15,6 @@ def register(parser) -> None:
         "fp32 graph is printed and written to int8.json, and a slower recipe is tried if a group drops more than "
         "0.005 (default: none, the fastest recipe unmeasured)",
     )  # fmt: skip
-    parser.add_argument(
-        "--no-fuse", action="store_true",
-        help="keep standard ONNX operators only, for runtimes other than ONNX Runtime (default: ONNX Runtime's "
-        "transformer fusions where they give the same logits, faster)",
-    )  # fmt: skip
     parser.add_argument("--text-column", default="text", help="the text column of --check-file (default text)")
     parser.add_argument("--opset", type=int, default=17, help="the ONNX opset version (default 17)")
 
@@ -28,17 +23,14 @@ def run(args, extra: list[str]) -> int:
     import json
     from pathlib import Path
 
-    from ..onnx import INT8_REPORT, export_onnx, graph_kind
+    from ..onnx import INT8_REPORT, export_onnx
     from .common import reading_model
 
     if args.check_file and not args.quantize:
         raise ValueError("--check-file measures the int8 graph: add --quantize.")
     with reading_model(args.model):
-        path = export_onnx(
-            args.model, args.output, args.opset, args.quantize, args.check_file, args.text_column, not args.no_fuse
-        )
-    graph = graph_kind(args.output).replace("plain", "plain graph", 1).replace("fused", "fused graph", 1)
-    print(f"Wrote {path}" + (" and model_int8.onnx" if args.quantize else "") + f" ({graph})")
+        path = export_onnx(args.model, args.output, args.opset, args.quantize, args.check_file, args.text_column)
+    print(f"Wrote {path}" + (" and model_int8.onnx" if args.quantize else ""))
     if args.check_file:
         report = json.loads((Path(args.output) / INT8_REPORT).read_text(encoding="utf-8"))
         print(f"int8 ({report['recipe']}) against fp32 on {args.check_file}, F1 micro / macro:")
