@@ -86,11 +86,12 @@ def load(port: int, jobs, concurrency: int, seconds: float) -> dict:
         deadline = time.perf_counter() + seconds
         await asyncio.gather(*(caller(port, jobs, deadline, results) for _ in range(concurrency)))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     asyncio.run(main())
     elapsed, latencies = time.perf_counter() - started, results.pop("latencies")
     return {
         "concurrency": concurrency,
+        "client_cores": round((time.process_time() - cpu) / elapsed, 2),  # the load's own share of the machine
         "requests": sum(results["statuses"].values()),
         "good_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
@@ -197,7 +198,7 @@ def markdown(results: dict) -> str:
     lines.append("")
     for bench in results["encoders"]:
         lines.append(
-            f"- {bench['encoder']}: in-process pipeline at batch 32: {bench['pipeline_batch32_per_s']} texts/s; server at the top concurrency / pipeline = {bench['ratio_top_concurrency_vs_pipeline']}x; concurrency 16 / concurrency 1 = {bench['ratio_c16_vs_c1']}x"
+            f"- {bench['encoder']}: in-process pipeline at batch 32: {bench['pipeline_batch32_per_s']} texts/s; server at the top concurrency / pipeline = {bench['ratio_top_concurrency_vs_pipeline']}x; concurrency 16 / concurrency 1 = {bench['ratio_c16_vs_c1']}x; the client process used {bench['runs'][-1].get('client_cores')} cores at the top concurrency"
         )
     return "\n".join(lines) + "\n"
 
