@@ -4,7 +4,10 @@
 
 For each encoder (the real MiniLM, and a camembert-base-sized encoder with random weights; the article's three
 groups; served by PyTorch, and the camembert-base-sized one also exported and served by ONNX Runtime), it:
-  1. measures the in-process pipeline's throughput at batch size 32 on the same texts (the server not running);
+  1. measures the in-process pipeline's throughput at batch size 32 on the same texts (the server not running), and
+     that of the server's own model path (`Backend.answer`: tokenize, cut by length, forward, decode) on the texts in
+     a random order, 32 at a time, as 32 concurrent callers hand them over: the pipeline sorts all 1,000 by length
+     first, which no server of single-text requests can;
   2. starts `multigroup serve` (default flags) and, from a client process (asyncio, HTTP/1.1 keep-alive, one
      connection per concurrent caller), sends single-text requests for --seconds at each concurrency: throughput,
      p50 / p95 latency;
@@ -149,6 +152,7 @@ def bench_encoder(arm: str, texts: list[str], args) -> dict:
     pipeline_per_s = len(texts) / timed(clf, texts, batch_size=32)
     del model, clf
     source = ["--model", folder]
+    arrival_per_s = None if backend else round(arrival_order_per_s(folder, texts), 1)
     if backend in ("onnx", "onnx-int8"):
         from multigroup.onnx import OnnxMultiGroupClassifier, export_onnx
 
@@ -166,7 +170,7 @@ def bench_encoder(arm: str, texts: list[str], args) -> dict:
         expected_file = Path(folder) / "expected.json"
         expected_file.write_text(json.dumps({"texts": texts, "expected": expected}))
         client(port, expected_file, 8, 3, 0.0, 0)  # warm-up
-        runs = [client(port, expected_file, c, args.seconds, 0.0, c) for c in args.concurrency]
+        runs = [counted(port, client, port, expected_file, c, args.seconds, 0.0, c) for c in args.concurrency]
         mixed = client(port, expected_file, max(args.concurrency), args.seconds, 0.1, 99)
     finally:
         process.terminate()
@@ -175,17 +179,49 @@ def bench_encoder(arm: str, texts: list[str], args) -> dict:
     return {
         "encoder": arm,
         "pipeline_batch32_per_s": round(pipeline_per_s, 1),
+        "arrival_order_batch32_per_s": arrival_per_s,
         "runs": runs,
         "mixed_10pct_bad": mixed,
         "ratio_top_concurrency_vs_pipeline": round(top[max(top)] / pipeline_per_s, 2),
         "ratio_c16_vs_c1": round(top[16] / top[1], 2) if 16 in top and 1 in top else None,
+        "ratio_top_concurrency_vs_arrival_order": round(top[max(top)] / arrival_per_s, 2) if arrival_per_s else None,
     }
+
+
+def arrival_order_per_s(folder: str, texts: list[str], size: int = 32) -> float:
+    """Texts/s of the server's model path in process: `Backend.answer` on the texts in a seeded random order,
+    `size` at a time, default options."""
+    from argparse import Namespace
+
+    from multigroup.commands.serve import load_backend
+    from multigroup.serving.batching import Request
+
+    backend = load_backend(Namespace(model=folder, onnx=None, threads=None))
+    order = random.Random(0).sample(texts, len(texts))
+    chunks = [[Request([text], {}, None) for text in order[i : i + size]] for i in range(0, len(order), size)]
+    backend.answer(chunks[0])  # warm-up
+    return len(texts) / timed(lambda: [backend.answer(chunk) for chunk in chunks])
+
+
+def counted(port: int, run, *args) -> dict:
+    """`run(*args)`'s results with the texts per forward pass the server ran meanwhile (from its /health)."""
+    import urllib.request
+
+    def health() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            return json.loads(response.read())
+
+    before = health()
+    results = run(*args)
+    after = health()
+    passes = after["forward_passes"] - before["forward_passes"]
+    return {**results, "texts_per_pass": round((after["texts"] - before["texts"]) / passes, 1) if passes else None}
 
 
 def markdown(results: dict) -> str:
     lines = [
-        "| encoder | concurrency | requests/s | p50 ms | p95 ms | 5xx | wrong | dropped |",
-        "|---|---|---|---|---|---|---|---|",
+        "| encoder | concurrency | requests/s | p50 ms | p95 ms | 5xx | wrong | dropped | texts per pass |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for bench in results["encoders"]:
         for run in [
@@ -193,12 +229,17 @@ def markdown(results: dict) -> str:
             {**bench["mixed_10pct_bad"], "concurrency": f"{bench['mixed_10pct_bad']['concurrency']} +10% bad"},
         ]:
             lines.append(
-                f"| {bench['encoder']} | {run['concurrency']} | {run['good_per_s']} | {run['p50_ms']} | {run['p95_ms']} | {run['server_errors']} | {run['wrong']} | {run['dropped']} |"
+                f"| {bench['encoder']} | {run['concurrency']} | {run['good_per_s']} | {run['p50_ms']} | {run['p95_ms']} | {run['server_errors']} | {run['wrong']} | {run['dropped']} | {run.get('texts_per_pass', '')} |"
             )
     lines.append("")
     for bench in results["encoders"]:
         lines.append(
-            f"- {bench['encoder']}: in-process pipeline at batch 32: {bench['pipeline_batch32_per_s']} texts/s; server at the top concurrency / pipeline = {bench['ratio_top_concurrency_vs_pipeline']}x; concurrency 16 / concurrency 1 = {bench['ratio_c16_vs_c1']}x; the client process used {bench['runs'][-1].get('client_cores')} cores at the top concurrency"
+            f"- {bench['encoder']}: in-process pipeline at batch 32: {bench['pipeline_batch32_per_s']} texts/s; server at the top concurrency / pipeline = {bench['ratio_top_concurrency_vs_pipeline']}x; concurrency 16 / concurrency 1 = {bench['ratio_c16_vs_c1'] or 'n/a'}x; the client process used {bench['runs'][-1].get('client_cores')} cores at the top concurrency"
+            + (
+                f"; the server's model path in process, texts in arrival order 32 at a time: {bench['arrival_order_batch32_per_s']} texts/s, server at the top concurrency / that = {bench['ratio_top_concurrency_vs_arrival_order']}x"
+                if bench.get("arrival_order_batch32_per_s")
+                else ""
+            )
         )
     return "\n".join(lines) + "\n"
 

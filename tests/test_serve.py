@@ -278,3 +278,30 @@ def test_a_forward_pass_is_decoded_once_per_set_of_options():
     assert answers[1] == [(2, 2)] and answers[5] == [(5, 2), (6, 2)]
     assert isinstance(answers[3], BadRequest) and "`top_k` must be a positive int" in str(answers[3])
     assert sorted(map(str, calls)) == sorted(map(str, [{}, {"top_k": 2}, {"top_k": 0}]))  # one decode per set
+
+
+def test_callers_answered_by_a_pass_can_join_the_next_one():
+    """The batch after a forward pass waits `max_wait` from that pass's end, not only from its oldest request's
+    arrival: a request queued during the pass and one sent right after its answer share the next pass."""
+    import asyncio
+
+    from multigroup.serving.batching import MicroBatcher
+
+    def work(requests):
+        time.sleep(0.6 if requests[0].texts == ["first"] else 0.0)
+        return [request.texts for request in requests]
+
+    async def main():
+        batcher = MicroBatcher(lambda requests: [(work(requests), len(requests))] * len(requests), max_wait=0.3)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["first"]))  # waits 0.3 s for company, then runs 0.6 s
+        await asyncio.sleep(0.4)
+        queued = asyncio.ensure_future(batcher.submit(["queued during the pass"]))  # its own wait ends at 0.7 s
+        await first  # the pass ends at 0.9 s
+        late = await batcher.submit(["sent after the answer"])
+        await queued
+        await batcher.stop()
+        return late, batcher.batches
+
+    (texts, size), batches = asyncio.run(main())
+    assert size == 2 and texts == [["queued during the pass"], ["sent after the answer"]] and batches == 2

@@ -17,7 +17,10 @@ def register(parser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="the port to listen on")
     parser.add_argument("--max-batch", type=int, default=32, help="at most this many texts per forward pass")
     parser.add_argument(
-        "--max-wait-ms", type=float, default=5.0, help="how long the first request of a batch waits for others"
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a batch waits for more requests, after its first one arrived or the previous batch ended",
     )
     parser.add_argument("--max-texts", type=int, default=64, help="at most this many texts per request (else 413)")
     parser.add_argument(
