@@ -299,6 +299,9 @@ def test_bad_arguments_raise_as_before(kwargs, shape):
         reference_decode(config, logits, **kwargs)
     with pytest.raises(expected.type, match=f"^{re.escape(str(expected.value))}$"):
         config.decode(logits, **kwargs)
+    if shape == (2, 7):  # the options alone, as the pipeline and the server check them before any text is encoded
+        with pytest.raises(expected.type, match=f"^{re.escape(str(expected.value))}$"):
+            config.check_options(**kwargs)
 
 
 def test_float_outputs_are_python_floats():

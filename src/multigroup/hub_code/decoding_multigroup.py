@@ -113,10 +113,36 @@ class DecodingMixin:
             keep_relations(decided, slices, *relation_columns(self.relations, self.groups, slices))
         return decided
 
-    def check_options(self, **options) -> None:
+    def check_options(
+        self,
+        top_k: int | None = 1,
+        threshold: float | dict | None = None,
+        groups: list[str] | None = None,
+        relations: bool = True,
+    ) -> None:
         """Raise the error `decode(logits, **options)` would raise (bad `top_k`, `threshold` or `groups`), before any
-        text is encoded: the pipeline and the server check a call's options with this, at the call."""
-        self.decode(torch.zeros(0, self.num_columns), **options)
+        text is encoded: the pipeline and the server check a call's options with this, at the call (every request:
+        it checks, it decodes nothing)."""
+        self._checked_options(top_k, groups, relations)
+        self._threshold_overrides(threshold)
+
+    def _checked_options(
+        self, top_k: int | None = 1, groups: list[str] | None = None, relations: bool = True
+    ) -> set[str] | None:
+        """`decode`'s options but `threshold` checked: the set of groups asked for (None: all)."""
+        if not isinstance(relations, bool):
+            raise TypeError(f"`relations` must be True (keep the config's relations) or False, got {relations!r}.")
+        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+            raise ValueError(f"`top_k` must be a positive int or None (every label), got {top_k!r}.")
+        if groups is not None:
+            if isinstance(groups, str) or not all(isinstance(name, str) for name in groups):
+                raise TypeError(f"`groups` must be a list of group names, got {groups!r}.")
+            known = set(self.group_names)
+            for name in groups:
+                if name not in known:
+                    self.group(name)  # raises, naming the groups there are
+            groups = set(groups)
+        return groups
 
     def decode(
         self,
@@ -133,18 +159,7 @@ class DecodingMixin:
         for each classification group, best first. `groups` restricts the groups returned. The config's `relations`
         are kept (no label without what it implies) unless `relations=False`.
         """
-        if not isinstance(relations, bool):
-            raise TypeError(f"`relations` must be True (keep the config's relations) or False, got {relations!r}.")
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-            raise ValueError(f"`top_k` must be a positive int or None (every label), got {top_k!r}.")
-        if groups is not None:
-            if isinstance(groups, str) or not all(isinstance(name, str) for name in groups):
-                raise TypeError(f"`groups` must be a list of group names, got {groups!r}.")
-            known = set(self.group_names)
-            for name in groups:
-                if name not in known:
-                    self.group(name)  # raises, naming the groups there are
-            groups = set(groups)
+        groups = self._checked_options(top_k, groups, relations)
         logits = self._checked_logits(logits).detach()
         overrides = self._threshold_overrides(threshold)
         wanted = [group for group in self.groups if groups is None or group["name"] in groups]
