@@ -6,7 +6,7 @@ whichever is later), runs `work` on all of them in one thread, and gives each ca
 forward pass runs, new requests queue up and form the next batch: the busier the server, the larger its batches,
 the higher its throughput. The wait after a pass lets the callers it just answered rejoin the next one: without it,
 a busy server splits its callers into two cohorts that take turns in half-size batches (MiniLM on 2 cores, 32
-callers: 16.2 texts per pass before, 31.4 after, and 194 -> 230-243 requests/s; `scripts/bench_serve.py`).
+callers: 16.1-16.2 texts per pass before, 29.2-31.5 after, 174-195 -> 210-243 requests/s; `scripts/bench_serve.py`).
 """
 
 import asyncio
