@@ -1,13 +1,16 @@
 """The README's quality tables, from the results `scripts/bench_quality.py` wrote (scripts/results/*.json).
 
     python scripts/quality_tables.py
+    python scripts/quality_tables.py scripts/results/attn/bench_quality_semeval16_absa_rest_en.json   # a recipe's
 
 Prints, per dataset: the arms (each with the thresholds its model saved: `multigroup train`'s default rule for
-joint, single and distill, the spec's 0.3 for plain) at each budget; the threshold rules on the joint model; and
-the batch-32 runs, when their results exist.
+joint, single and distill, the spec's 0.3 for plain) at each budget; their differences, paired by seed (joint and
+distill against one model per group, plain against joint); the threshold rules on the joint model; and the batch-32
+runs, when their results exist.
 """
 
 import json
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,7 +68,54 @@ def rules_table(results: dict) -> list[str]:
     return lines
 
 
+def gaps_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
+    """Each arm minus the reference arm, seed by seed (the same seed's runs differ only in the arm): the mean of those
+    differences and, in brackets, the lowest and highest. `rows`: (arm, reference)."""
+    groups = [group["name"] for group in results["groups"] if group["type"] != "regression"]
+    lines = ["| epochs | arm - reference | seeds | " + " | ".join(f"{g} macro | {g} micro" for g in groups) + " |"]
+    lines.append("|---" * (3 + 2 * len(groups)) + "|")
+    for epochs, table in results["table"].items():
+        for arm, reference in rows:
+            runs = [table.get(f"{name}/model's own") for name in (arm, reference)]
+            if None in runs:
+                continue
+            by_seed = [dict(zip(run.get("seeds", results["seeds"]), run["per_seed"])) for run in runs]
+            seeds = sorted(set(by_seed[0]) & set(by_seed[1]))
+            cells = []
+            for g in groups:
+                for kind in ("f1_macro", "f1_micro"):
+                    gaps = [by_seed[0][seed][g][kind] - by_seed[1][seed][g][kind] for seed in seeds]
+                    cells.append(f"{sum(gaps) / len(gaps):+.3f} [{min(gaps):+.3f}, {max(gaps):+.3f}]")
+            lines.append(
+                f"| {epochs} | {arm} - {reference} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
+            )
+    return lines
+
+
+GAP_ROWS = [("joint", "single"), ("distill", "single"), ("plain", "joint")]
+
+
+def recipe_gaps(path: str) -> None:
+    """A recipe's results (`bench_quality.py --train-args ... --output PATH`) against the product's, paired by seed:
+    each arm the recipe ran minus the same arm of `multigroup train` as typed, on the same data, batch and budget."""
+    recipe = json.loads(Path(path).read_text())
+    name = Path(recipe["data"]).name
+    suffix = "" if recipe["knobs"].get("batch_size", 8) == 8 else f"_batch{recipe['knobs']['batch_size']}"
+    product = json.loads((RESULTS / f"bench_quality_{name}{suffix}.json").read_text())
+    for epochs, table in recipe["table"].items():
+        for key, entry in table.items():
+            if key.endswith("/model's own") and key in product["table"].get(epochs, {}):
+                product["table"][epochs][f"recipe_{key}"] = entry
+    arms = sorted({key.split("/")[0] for table in recipe["table"].values() for key in table})
+    print(f"\n#### {name}: {path} against the product, paired by seed (mean [lowest, highest])\n")
+    print("\n".join(gaps_table(product, [(f"recipe_{arm}", arm) for arm in arms])))
+
+
 def main() -> None:
+    if len(sys.argv) > 1:  # python scripts/quality_tables.py RECIPE_RESULTS.json ...
+        for path in sys.argv[1:]:
+            recipe_gaps(path)
+        return
     for name in DATASETS:
         path = RESULTS / f"bench_quality_{name}.json"
         if not path.exists():
@@ -73,6 +123,8 @@ def main() -> None:
         results = json.loads(path.read_text())
         print(f"\n#### {name}: arms (test split, mean ± spread over the seeds named)\n")
         print("\n".join(arms_table(results, MAIN_ROWS)))
+        print(f"\n#### {name}: differences, paired by seed (mean [lowest, highest])\n")
+        print("\n".join(gaps_table(results, GAP_ROWS)))
         print(f"\n#### {name}: threshold rules on the joint model (test micro-F1 / macro-F1, mean over seeds)\n")
         print("\n".join(rules_table(results)))
         ablation = RESULTS / f"bench_quality_{name}_batch32.json"
@@ -80,6 +132,7 @@ def main() -> None:
             results = json.loads(ablation.read_text())
             print(f"\n#### {name}: batch 32 (test split, mean ± spread over the seeds named)\n")
             print("\n".join(arms_table(results, BATCH32_ROWS)))
+            print("\n".join(["", *gaps_table(results, [("plain", "joint")])]))
 
 
 if __name__ == "__main__":
