@@ -21,6 +21,10 @@ def reference_head(head, config, hidden_states, attention_mask, multiplier):
     if head.pooling == "mean":
         mask = attention_mask.unsqueeze(-1).float()
         pooled = (hidden_states * mask).sum(1) / mask.sum(1)
+    elif head.pooling == "attention":  # each group's softmax over the text's tokens of token . its query
+        scores = torch.einsum("bth,gh->gbt", hidden_states, multiplier * head.queries)
+        weights = scores.masked_fill(attention_mask[None] == 0, float("-inf")).softmax(-1)
+        pooled = torch.einsum("gbt,bth->gbh", weights, hidden_states)
     else:
         pooled = hidden_states[:, 0]
     dense_w, dense_b = multiplier * head.hidden.weight, multiplier * head.hidden.bias
@@ -28,7 +32,7 @@ def reference_head(head, config, hidden_states, attention_mask, multiplier):
     hidden, logits = config.hidden_size, []
     for i, columns in enumerate(config.group_slices.values()):
         rows = slice(i * hidden, (i + 1) * hidden) if config.per_group_dense else slice(0, hidden)
-        x = torch.tanh(pooled @ dense_w[rows].T + dense_b[rows])
+        x = torch.tanh((pooled[i] if head.pooling == "attention" else pooled) @ dense_w[rows].T + dense_b[rows])
         logits.append(x @ out_w[columns].T + out_b[columns])
     return torch.cat(logits, dim=-1)
 
@@ -51,6 +55,46 @@ def test_the_head_computes_its_weights_times_the_multiplier(multiplier, per_grou
         hidden = model.roberta(**inputs).last_hidden_state
         expected = reference_head(model.classifier, model.config, hidden, inputs["attention_mask"], multiplier)
         torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("multiplier", [1.0, 30.0])
+def test_attention_pooling_is_each_groups_weighted_mean_of_its_tokens(multiplier):
+    model = tiny_model(MIXED_GROUPS, head_multiplier=multiplier, pooling="attention")
+    inputs = encode(make_tokenizer())  # texts of different lengths: padding must get no weight
+    with torch.no_grad():
+        zero = model(**inputs).logits
+        model.classifier.queries.copy_(
+            torch.randn(model.classifier.queries.shape, generator=torch.Generator().manual_seed(0))
+        )
+        hidden = model.roberta(**inputs).last_hidden_state
+        expected = reference_head(model.classifier, model.config, hidden, inputs["attention_mask"], multiplier)
+        torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
+        model.config.pooling = model.classifier.pooling = "mean"  # queries at 0: every token weighs alike
+        torch.testing.assert_close(zero, model(**inputs).logits, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_pooling_trains_with_balanced_groups_each_reading_its_own_copy_of_the_tokens():
+    model = tiny_model(MIXED_GROUPS, pooling="attention", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    with torch.no_grad():
+        model.classifier.queries.normal_(generator=torch.Generator().manual_seed(0))
+    inputs, labels = encode(make_tokenizer()), torch.tensor([[1.0, 0, 0, 1, 0, 1, 2.0]] * len(TEXTS))
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    output = model.train()(**inputs, labels=labels)
+    torch.testing.assert_close(output.logits, expected, rtol=1e-5, atol=1e-6)  # balancing changes gradients only
+    output.loss.backward()
+    grad = model.classifier.queries.grad
+    assert grad is not None and torch.isfinite(grad).all() and (grad.abs().sum(-1) > 0).all()  # every group's query
+
+
+def test_attention_pooling_starts_at_the_mean_from_a_checkpoint_and_needs_a_dense_layer_per_group(encoder_folder):
+    model = AutoModelForMultiGroupClassification.from_pretrained(
+        encoder_folder, groups=MIXED_GROUPS, pooling="attention"
+    )
+    assert model.classifier.queries.shape == (3, 32) and not model.classifier.queries.any()
+    assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
+    with pytest.raises(ValueError, match="needs per_group_dense=True"):
+        MultiGroupConfig(groups=MIXED_GROUPS, pooling="attention", per_group_dense=False)
 
 
 def test_the_head_moves_multiplier_times_faster_while_clipping_sees_the_usual_gradient():

@@ -84,11 +84,14 @@ def test_a_left_padding_tokenizer_gets_the_eager_logits(exported, tmp_path):
     np.testing.assert_allclose(runner.run(batch), eager, atol=1e-4)
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_every_family_exports_the_eager_logits(family, tmp_path):
+@pytest.mark.parametrize("family, pooling", [(family, "cls") for family in FAMILIES] + [("bert", "attention")])
+def test_every_family_exports_the_eager_logits(family, pooling, tmp_path):
     from multigroup.onnx import export_onnx
 
-    model, tokenizer = tiny_model(GROUPS[:2], family), tokenizer_for(family)
+    model, tokenizer = tiny_model(GROUPS[:2], family, pooling=pooling), tokenizer_for(family)
+    if pooling == "attention":  # queries away from 0, so that the export must weigh the tokens as eager does
+        with torch.no_grad():
+            model.classifier.queries.normal_(generator=torch.Generator().manual_seed(0))
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     export_onnx(tmp_path / "model", tmp_path / "onnx")

@@ -71,8 +71,9 @@ def register(parser) -> None:
         help="keep the groups' own thresholds (0.3 unless --groups sets them); --thresholds fixed sets 0.5",
     )  # fmt: skip
     parser.add_argument(
-        "--pooling", choices=["cls", "mean"], default=None,
-        help="how one vector is made of the text's token vectors: cls (the first token's) or mean (their average); "
+        "--pooling", choices=["cls", "mean", "attention"], default=None,
+        help="how one vector is made of the text's token vectors: cls (the first token's), mean (their average) or "
+        "attention (each group's own weighted average, starting as the mean); "
         "default: the checkpoint's own (a saved multigroup model's, or a sentence-transformers model's "
         "1_Pooling/config.json), else cls",
     )  # fmt: skip

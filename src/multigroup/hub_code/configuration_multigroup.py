@@ -19,7 +19,7 @@ from .spec_multigroup import MISSING, UnknownLabelError, encode_row, is_number, 
 from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
 
 LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "attention")
 # Up to this many groups, a dense layer per group by default; beyond, one shared by every group (hundreds of
 # `hidden_size`-squared layers would outweigh the encoder: 59M parameters at 400 groups on a 384-wide encoder).
 PER_GROUP_DENSE_UP_TO = 32
@@ -57,8 +57,9 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             2018), saved with the model.
         pooling (`str`, *optional*, defaults to `"cls"`):
             `"cls"`: the first token, as `...ForSequenceClassification` does; `"mean"`: the mean over tokens, as
-            sentence-transformers encoders are trained. `from_pretrained` on a sentence-transformers checkpoint
-            reads its `1_Pooling/config.json` when `pooling` is not given.
+            sentence-transformers encoders are trained; `"attention"`: each group's own weighted mean, by a query of
+            its own over the tokens (starts as the mean; needs `per_group_dense`). `from_pretrained` on a
+            sentence-transformers checkpoint reads its `1_Pooling/config.json` when `pooling` is not given.
         head_multiplier (`float`, *optional*, defaults to 60.0):
             The head's parameters are stored divided by this factor and multiplied back in `forward`, so the
             optimizer moves the new head this many times faster than the encoder: a fresh head needs a much higher
@@ -207,6 +208,8 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         if self.relations is not None:  # None: not given (a new head takes those of its training data); []: none
             self.relations = normalize_relations(self.relations, groups)
         self.require_groups()  # and the defaults that depend on the groups
+        if self.pooling == "attention" and not self.per_group_dense:
+            raise ValueError("`pooling='attention'` gives each group its own features: it needs per_group_dense=True.")
         # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
         self.id2label = dict(enumerate(self.column_names))
         self.label2id = {name: i for i, name in self.id2label.items()}

@@ -85,6 +85,8 @@ def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooli
 
 class MultiGroupHead(nn.Module):
     """Pooling, then dense + tanh + dropout (a dense layer per group, or one for all), then each group's columns.
+    Pooling is the mean of the tokens, the first token, or (`"attention"`) each group's own weighted mean: a softmax
+    of the tokens against a query per group (`queries`, starting at 0: the mean).
 
     The head's parameters are stored divided by `config.head_multiplier` and multiplied back in `forward`: the same
     function, but any optimizer moves the new head that many times faster than the pretrained encoder. Groups with
@@ -111,6 +113,8 @@ class MultiGroupHead(nn.Module):
         self.hidden = nn.Linear(config.hidden_size, width)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(config.hidden_size, config.num_columns)
+        if self.pooling == "attention":  # a query per group over the tokens; at 0 every token weighs alike: the mean
+            self.queries = nn.Parameter(torch.zeros(self.num_groups, config.hidden_size))
         self.config = config  # the model's own: priors set after the head was built reach it through the layout
         if config.loss_weighting == "balanced":
             self.balancer = GradientBalancer([group["weight"] for group in config.groups])
@@ -125,7 +129,10 @@ class MultiGroupHead(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         layout = self.layout
-        x = self.dropout(pool(hidden_states, attention_mask, self.pooling))
+        if self.pooling == "attention":
+            x = self.dropout(self._attend(hidden_states, attention_mask))
+        else:
+            x = self.dropout(pool(hidden_states, attention_mask, self.pooling))
         x = self.dropout(torch.tanh(self._dense(x)))
         logits = self._columns(x, layout)
         if layout.offset is None:  # no priors (models saved before them): the logits as they were, bit for bit
@@ -141,6 +148,19 @@ class MultiGroupHead(nn.Module):
             return balancer.expand(x)
         return x
 
+    def _attend(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(batch, sequence, hidden) -> each group's own weighted mean of the tokens (groups, hidden, batch): its
+        query's softmax over the text's tokens (balanced in training: each group reads its own copy of the tokens)."""
+        tokens = self._own_copies(hidden_states)
+        spec = "gbth,gh->gbt" if tokens.dim() == 4 else "bth,gh->gbt"
+        scores = _TimesValue.apply(
+            torch.einsum(spec, _TimesGradient.apply(tokens, self.multiplier), self.queries), self.multiplier
+        )
+        if attention_mask is not None:
+            scores = scores.masked_fill(attention_mask[None] == 0, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(-1)
+        return torch.einsum("gbt,gbth->ghb" if tokens.dim() == 4 else "gbt,bth->ghb", weights, tokens)
+
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features (batch, hidden) -> before tanh: one shared layer's (batch, hidden), or each group's
         dense layer (groups, hidden, batch), laid out so that the weight's gradient comes out in its own layout (at
@@ -148,7 +168,7 @@ class MultiGroupHead(nn.Module):
         weight, bias = self.hidden.weight, self.hidden.bias
         if not self.per_group_dense:
             return multiplied(weight, bias, x, self.multiplier)
-        x = self._own_copies(x.t())
+        x = self._own_copies(x.t()) if x.dim() == 2 else x  # each group's own features already (attention pooling)
         if x.dim() == 2:  # one matmul for every group; as `nn.Linear` runs it, whose results do not depend on where
             # the weights lie in memory (a save and load gives the same logits bit for bit)
             dense = multiplied(weight, bias, x.t(), self.multiplier)

@@ -146,8 +146,10 @@ class MultiGroupModelMixin:
             std = getattr(self.config, "initializer_range", 0.02)
             init.normal_(module.weight, mean=0.0, std=std / head.multiplier)
             init.zeros_(module.bias)
-        if isinstance(module, MultiGroupHead) and hasattr(module, "log_vars"):
-            init.zeros_(module.log_vars)
+        if isinstance(module, MultiGroupHead):
+            for name in ("log_vars", "queries"):  # log-variances start at 0; attention pooling starts as the mean
+                if hasattr(module, name):
+                    init.zeros_(getattr(module, name))
         if isinstance(module, GradientBalancer):
             init.zeros_(module.norms)
 
