@@ -43,15 +43,29 @@ SAMPLE_TEXTS = [
 
 # -- the machine -------------------------------------------------------------------------------------------------
 def machine(libraries=("torch", "transformers")) -> dict:
-    """CPU, cores, platform, Python and each library's version; with torch, its thread count under both names that
-    earlier results used (`threads`, `torch_threads`)."""
+    """CPU, cores, platform, Python, the commit measured and each library's version; with torch, its thread count
+    under both names that earlier results used (`threads`, `torch_threads`)."""
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     found = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    found.update(code_version())
     for name in libraries:
         found[name] = __import__(name).__version__
     if "torch" in libraries:
         found["threads"] = found["torch_threads"] = sys.modules["torch"].get_num_threads()
     return found
+
+
+def code_version() -> dict:
+    """The commit the measured code is at, and whether the working tree differed from it (`git status`)."""
+    import subprocess
+
+    def git(*args) -> str:
+        return subprocess.run(["git", *args], cwd=RESULTS.parent, capture_output=True, text=True).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "uncommitted_changes": bool(git("status", "--porcelain")),
+    }
 
 
 def multigroup_script() -> str:

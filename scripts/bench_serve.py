@@ -137,6 +137,36 @@ def wait_healthy(port: int, process) -> None:
     raise RuntimeError("the server did not become healthy")
 
 
+def arrival_order_per_s(folder: str, texts: list[str], size: int = 32) -> float:
+    """Texts/s of the server's model path in process: `Backend.answer` on the texts in a seeded random order,
+    `size` at a time, default options."""
+    from argparse import Namespace
+
+    from multigroup.commands.serve import load_backend
+    from multigroup.serving.batching import Request
+
+    backend = load_backend(Namespace(model=folder, onnx=None, threads=None))
+    order = random.Random(0).sample(texts, len(texts))
+    chunks = [[Request([text], {}, None) for text in order[i : i + size]] for i in range(0, len(order), size)]
+    backend.answer(chunks[0])  # warm-up
+    return len(texts) / timed(lambda: [backend.answer(chunk) for chunk in chunks])
+
+
+def counted(port: int, run, *args) -> dict:
+    """`run(*args)`'s results with the texts per forward pass the server ran meanwhile (from its /health)."""
+    import urllib.request
+
+    def health() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            return json.loads(response.read())
+
+    before = health()
+    results = run(*args)
+    after = health()
+    passes = after["forward_passes"] - before["forward_passes"]
+    return {**results, "texts_per_pass": round((after["texts"] - before["texts"]) / passes, 1) if passes else None}
+
+
 def bench_encoder(arm: str, texts: list[str], args) -> dict:
     """`arm`: an encoder ("minilm", "camembert-base-size"), served by PyTorch, or with ":onnx" by ONNX Runtime
     (":onnx-int8": its int8 graph, answers checked against the int8 graph's in process)."""
@@ -188,36 +218,6 @@ def bench_encoder(arm: str, texts: list[str], args) -> dict:
     }
 
 
-def arrival_order_per_s(folder: str, texts: list[str], size: int = 32) -> float:
-    """Texts/s of the server's model path in process: `Backend.answer` on the texts in a seeded random order,
-    `size` at a time, default options."""
-    from argparse import Namespace
-
-    from multigroup.commands.serve import load_backend
-    from multigroup.serving.batching import Request
-
-    backend = load_backend(Namespace(model=folder, onnx=None, threads=None))
-    order = random.Random(0).sample(texts, len(texts))
-    chunks = [[Request([text], {}, None) for text in order[i : i + size]] for i in range(0, len(order), size)]
-    backend.answer(chunks[0])  # warm-up
-    return len(texts) / timed(lambda: [backend.answer(chunk) for chunk in chunks])
-
-
-def counted(port: int, run, *args) -> dict:
-    """`run(*args)`'s results with the texts per forward pass the server ran meanwhile (from its /health)."""
-    import urllib.request
-
-    def health() -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
-            return json.loads(response.read())
-
-    before = health()
-    results = run(*args)
-    after = health()
-    passes = after["forward_passes"] - before["forward_passes"]
-    return {**results, "texts_per_pass": round((after["texts"] - before["texts"]) / passes, 1) if passes else None}
-
-
 def markdown(results: dict) -> str:
     lines = [
         "| encoder | concurrency | requests/s | p50 ms | p95 ms | 5xx | wrong | dropped | texts per pass |",
@@ -234,7 +234,7 @@ def markdown(results: dict) -> str:
     lines.append("")
     for bench in results["encoders"]:
         lines.append(
-            f"- {bench['encoder']}: in-process pipeline at batch 32: {bench['pipeline_batch32_per_s']} texts/s; server at the top concurrency / pipeline = {bench['ratio_top_concurrency_vs_pipeline']}x; concurrency 16 / concurrency 1 = {bench['ratio_c16_vs_c1'] or 'n/a'}x; the client process used {bench['runs'][-1].get('client_cores')} cores at the top concurrency"
+            f"- {bench['encoder']}: in-process pipeline at batch 32: {bench['pipeline_batch32_per_s']} texts/s; server at the top concurrency / pipeline = {bench['ratio_top_concurrency_vs_pipeline']}x; concurrency 16 / concurrency 1 = {str(bench['ratio_c16_vs_c1']) + 'x' if bench['ratio_c16_vs_c1'] else 'not run'}; the client process used {bench['runs'][-1].get('client_cores')} cores at the top concurrency"
             + (
                 f"; the server's model path in process, texts in arrival order 32 at a time: {bench['arrival_order_batch32_per_s']} texts/s, server at the top concurrency / that = {bench['ratio_top_concurrency_vs_arrival_order']}x"
                 if bench.get("arrival_order_batch32_per_s")

@@ -19,6 +19,7 @@ MAIN_ROWS = [(arm, "model's own") for arm in ("plain", "joint", "single", "disti
 MAIN_ROWS.append(("joint_equal_shares", "shrunk"))  # trained in-process: thresholds as `train` tunes them
 BATCH32_ROWS = [(arm, "model's own") for arm in ("plain", "joint", "joint_shared_dense", "joint_normalized")]
 RULES = ["shrunk", "per_label", "per_group", "fixed"]
+GAP_ROWS = [("joint", "single"), ("distill", "single"), ("plain", "joint")]  # (arm, reference), paired by seed
 
 
 def cell(entry: dict, key: str) -> str:
@@ -81,6 +82,8 @@ def gaps_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
                 continue
             by_seed = [dict(zip(run.get("seeds", results["seeds"]), run["per_seed"])) for run in runs]
             seeds = sorted(set(by_seed[0]) & set(by_seed[1]))
+            if not seeds:
+                continue
             cells = []
             for g in groups:
                 for kind in ("f1_macro", "f1_micro"):
@@ -90,9 +93,6 @@ def gaps_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
                 f"| {epochs} | {arm} - {reference} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
             )
     return lines
-
-
-GAP_ROWS = [("joint", "single"), ("distill", "single"), ("plain", "joint")]
 
 
 def recipe_gaps(path: str) -> None:

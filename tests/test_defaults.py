@@ -63,8 +63,9 @@ def test_attention_pooling_is_each_groups_weighted_mean_of_its_tokens(multiplier
     inputs = encode(make_tokenizer())  # texts of different lengths: padding must get no weight
     with torch.no_grad():
         zero = model(**inputs).logits
+        scale = multiplier * 32**0.5  # scores of about unit spread: weights neither uniform nor one-hot
         model.classifier.queries.copy_(
-            torch.randn(model.classifier.queries.shape, generator=torch.Generator().manual_seed(0))
+            torch.randn(model.classifier.queries.shape, generator=torch.Generator().manual_seed(0)) / scale
         )
         hidden = model.roberta(**inputs).last_hidden_state
         expected = reference_head(model.classifier, model.config, hidden, inputs["attention_mask"], multiplier)
@@ -76,7 +77,7 @@ def test_attention_pooling_is_each_groups_weighted_mean_of_its_tokens(multiplier
 def test_attention_pooling_trains_with_balanced_groups_each_reading_its_own_copy_of_the_tokens():
     model = tiny_model(MIXED_GROUPS, pooling="attention", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     with torch.no_grad():
-        model.classifier.queries.normal_(generator=torch.Generator().manual_seed(0))
+        model.classifier.queries.normal_(std=1 / (60 * 32**0.5), generator=torch.Generator().manual_seed(0))
     inputs, labels = encode(make_tokenizer()), torch.tensor([[1.0, 0, 0, 1, 0, 1, 2.0]] * len(TEXTS))
     with torch.no_grad():
         expected = model(**inputs).logits
@@ -85,6 +86,7 @@ def test_attention_pooling_trains_with_balanced_groups_each_reading_its_own_copy
     output.loss.backward()
     grad = model.classifier.queries.grad
     assert grad is not None and torch.isfinite(grad).all() and (grad.abs().sum(-1) > 0).all()  # every group's query
+    assert (model.classifier.balancer.norms > 0).all()  # each group's gradient came through its own copy
 
 
 def test_attention_pooling_starts_at_the_mean_from_a_checkpoint_and_needs_a_dense_layer_per_group(encoder_folder):
@@ -93,8 +95,12 @@ def test_attention_pooling_starts_at_the_mean_from_a_checkpoint_and_needs_a_dens
     )
     assert model.classifier.queries.shape == (3, 32) and not model.classifier.queries.any()
     assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
-    with pytest.raises(ValueError, match="needs per_group_dense=True"):
+    with pytest.raises(ValueError, match="pass per_group_dense=True"):
         MultiGroupConfig(groups=MIXED_GROUPS, pooling="attention", per_group_dense=False)
+    config = MultiGroupConfig(pooling="attention", per_group_dense=False)  # groups given later, as PEFT does
+    config.groups = MIXED_GROUPS
+    with pytest.raises(ValueError, match="pass per_group_dense=True"):
+        AutoModelForMultiGroupClassification.from_config(config)
 
 
 def test_the_head_moves_multiplier_times_faster_while_clipping_sees_the_usual_gradient():

@@ -20,7 +20,8 @@ def register(parser) -> None:
         "--max-wait-ms",
         type=float,
         default=5.0,
-        help="how long a batch waits for more requests, after its first one arrived or the previous batch ended",
+        help="how long a batch waits for more requests, after its first one arrived or the previous batch ended "
+        "(whichever is later)",
     )
     parser.add_argument("--max-texts", type=int, default=64, help="at most this many texts per request (else 413)")
     parser.add_argument(

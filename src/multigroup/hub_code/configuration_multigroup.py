@@ -208,8 +208,6 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         if self.relations is not None:  # None: not given (a new head takes those of its training data); []: none
             self.relations = normalize_relations(self.relations, groups)
         self.require_groups()  # and the defaults that depend on the groups
-        if self.pooling == "attention" and not self.per_group_dense:
-            raise ValueError("`pooling='attention'` gives each group its own features: it needs per_group_dense=True.")
         # One name per logits column, derived here and never read back (see `from_dict`): `emotions:joy`, `rating`.
         self.id2label = dict(enumerate(self.column_names))
         self.label2id = {name: i for i, name in self.id2label.items()}
@@ -227,6 +225,11 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             )
         if self.per_group_dense is None:
             self.per_group_dense = len(self.groups) <= PER_GROUP_DENSE_UP_TO
+        if self.pooling == "attention" and not self.per_group_dense:
+            raise ValueError(
+                "`pooling='attention'` gives each group its own features, read by a dense layer of its own: pass "
+                f"per_group_dense=True (the default up to {PER_GROUP_DENSE_UP_TO} groups), or another pooling."
+            )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "MultiGroupConfig":

@@ -129,7 +129,7 @@ class DecodingMixin:
     def _checked_options(
         self, top_k: int | None = 1, groups: list[str] | None = None, relations: bool = True
     ) -> set[str] | None:
-        """`decode`'s options but `threshold` checked: the set of groups asked for (None: all)."""
+        """`decode`'s options other than `threshold`, checked: returns the set of groups asked for (None: all)."""
         if not isinstance(relations, bool):
             raise TypeError(f"`relations` must be True (keep the config's relations) or False, got {relations!r}.")
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):

@@ -150,7 +150,8 @@ class MultiGroupHead(nn.Module):
 
     def _attend(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(batch, sequence, hidden) -> each group's own weighted mean of the tokens (groups, hidden, batch): its
-        query's softmax over the text's tokens (balanced in training: each group reads its own copy of the tokens)."""
+        query's softmax over the text's tokens. Balanced in training: each group reads its own copy of the tokens,
+        so a step holds groups x batch x sequence x hidden of their gradient."""
         tokens = self._own_copies(hidden_states)
         spec = "gbth,gh->gbt" if tokens.dim() == 4 else "bth,gh->gbt"
         scores = _TimesValue.apply(
@@ -162,9 +163,10 @@ class MultiGroupHead(nn.Module):
         return torch.einsum("gbt,gbth->ghb" if tokens.dim() == 4 else "gbt,bth->ghb", weights, tokens)
 
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled features (batch, hidden) -> before tanh: one shared layer's (batch, hidden), or each group's
-        dense layer (groups, hidden, batch), laid out so that the weight's gradient comes out in its own layout (at
-        hundreds of groups it is far larger than the activations)."""
+        """The pooled features (batch, hidden), or each group's own (groups, hidden, batch) with attention pooling ->
+        before tanh: one shared layer's (batch, hidden), or each group's dense layer (groups, hidden, batch), laid
+        out so that the weight's gradient comes out in its own layout (at hundreds of groups it is far larger than
+        the activations)."""
         weight, bias = self.hidden.weight, self.hidden.bias
         if not self.per_group_dense:
             return multiplied(weight, bias, x, self.multiplier)
