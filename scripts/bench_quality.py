@@ -47,6 +47,7 @@ ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_norm
 CLI_ARMS = ("joint", "single", "distill")
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_ARGS: list[str] = []  # --train-args: flags for every `multigroup train` run (a recipe, not the product)
+MODEL_ARGS: dict = {}  # --model-args: `from_pretrained` options of every in-process arm (a recipe, not the product)
 
 
 def spec_from_data(rows) -> list[dict]:
@@ -127,7 +128,7 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
         "joint_normalized": {"loss_weighting": "normalized"},
         "joint_shared_dense": {"per_group_dense": False},
         "joint_no_priors": {"fit_priors": False},
-    }.get(arm, {})
+    }.get(arm, {}) | MODEL_ARGS
     model = AutoModelForMultiGroupClassification.from_pretrained(
         get_model_path(), groups=groups, relations=relations, **options
     )
@@ -313,11 +314,18 @@ def main() -> None:
         "--train-args", default="", help="extra `multigroup train` flags for the CLI arms, e.g. '--learning_rate 2e-4' "
         "(a recipe, not the product: give it its own --cache-dir and --output)",
     )  # fmt: skip
+    parser.add_argument(
+        "--model-args", type=json.loads, default={},
+        help="`from_pretrained` options (JSON) for the in-process arms, e.g. '{\"head_multiplier\": 120}' (a recipe, "
+        "not the product: give it its own --cache-dir and --output)",
+    )  # fmt: skip
     args = parser.parse_args()
     BATCH_SIZE = args.batch_size  # the knobs flags change: every arm reads them
     TRAIN_ARGS[:] = shlex.split(args.train_args)
-    if TRAIN_ARGS and (args.cache_dir == parser.get_default("cache_dir") or not args.output):
-        parser.error("--train-args trains a recipe, not the product: give it its own --cache-dir and --output")
+    MODEL_ARGS.update(args.model_args)
+    if (TRAIN_ARGS or MODEL_ARGS) and (args.cache_dir == parser.get_default("cache_dir") or not args.output):
+        parser.error("--train-args and --model-args train a recipe, not the product: give it its own --cache-dir and "
+                     "--output")  # fmt: skip
 
     import torch
     from datasets import disable_progress_bars
@@ -352,7 +360,8 @@ def main() -> None:
             for rule, per_seed in runs.items():
                 rows[f"{arm}/{rule}"] = {"groups": summarize(per_seed), "per_seed": per_seed, "seeds": args.seeds,
                                          "train_seconds": statistics.mean(seconds),
-                                         "train_args": TRAIN_ARGS if arm in CLI_ARMS else []}  # fmt: skip
+                                         "train_args": TRAIN_ARGS if arm in CLI_ARMS else [],
+                                         "model_args": {} if arm in CLI_ARMS else MODEL_ARGS}  # fmt: skip
                 print(f"{epochs:g} epochs, {arm}, {rule}: " + ", ".join(
                     f"{g} {v['f1_macro']['mean']:.3f}/{v['f1_micro']['mean']:.3f}" for g, v in summarize(per_seed).items()
                 ), flush=True)  # fmt: skip

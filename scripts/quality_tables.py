@@ -97,7 +97,8 @@ def gaps_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
 
 def recipe_gaps(path: str) -> None:
     """A recipe's results (`bench_quality.py --train-args ... --output PATH`) against the product's, paired by seed:
-    each arm the recipe ran minus the same arm of `multigroup train` as typed, on the same data, batch and budget."""
+    each arm the recipe ran minus the same arm of the product, on the same data, batch and budget (a plain recipe also
+    minus `multigroup train` as typed, the plain path's target)."""
     recipe = json.loads(Path(path).read_text())
     name = Path(recipe["data"]).name
     suffix = "" if recipe["knobs"].get("batch_size", 8) == 8 else f"_batch{recipe['knobs']['batch_size']}"
@@ -108,7 +109,8 @@ def recipe_gaps(path: str) -> None:
                 product["table"][epochs][f"recipe_{key}"] = entry
     arms = sorted({key.split("/")[0] for table in recipe["table"].values() for key in table})
     print(f"\n#### {name}: {path} against the product, paired by seed (mean [lowest, highest])\n")
-    print("\n".join(gaps_table(product, [(f"recipe_{arm}", arm) for arm in arms])))
+    against = [(f"recipe_{arm}", arm) for arm in arms] + [("recipe_plain", "joint")] * ("plain" in arms)
+    print("\n".join(gaps_table(product, against)))
 
 
 def main() -> None:
