@@ -22,6 +22,11 @@ RULES = ["shrunk", "per_label", "per_group", "fixed"]
 GAP_ROWS = [("joint", "single"), ("distill", "single"), ("plain", "joint")]  # (arm, reference), paired by seed
 
 
+def budgets(results: dict) -> list[tuple[str, dict]]:
+    """(epochs, rows) in order of the budget, whatever order the runs were added in."""
+    return sorted(results["table"].items(), key=lambda item: float(item[0]))
+
+
 def cell(entry: dict, key: str) -> str:
     return f"{entry[key]['mean']:.3f} ±{entry[key]['spread']:.3f}"
 
@@ -30,7 +35,7 @@ def arms_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
     groups = [group["name"] for group in results["groups"]]
     lines = ["| epochs | arm | seeds | " + " | ".join(f"{g} macro-F1 | {g} micro-F1" for g in groups) + " | train s |"]
     lines.append("|---" * (4 + 2 * len(groups)) + "|")
-    for epochs, table in results["table"].items():
+    for epochs, table in budgets(results):
         for arm, rule in rows:
             entry = table.get(f"{arm}/{rule}")
             if entry is None:
@@ -54,7 +59,7 @@ def rules_table(results: dict) -> list[str]:
         + " |"
     ]
     lines.append("|---" * (2 + len(groups)) + "|")
-    for epochs, table in results["table"].items():
+    for epochs, table in budgets(results):
         for rule in RULES:
             entry = table.get(f"joint/{rule}")
             if entry is None:
@@ -75,7 +80,7 @@ def gaps_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
     groups = [group["name"] for group in results["groups"] if group["type"] != "regression"]
     lines = ["| epochs | arm - reference | seeds | " + " | ".join(f"{g} macro | {g} micro" for g in groups) + " |"]
     lines.append("|---" * (3 + 2 * len(groups)) + "|")
-    for epochs, table in results["table"].items():
+    for epochs, table in budgets(results):
         for arm, reference in rows:
             runs = [table.get(f"{name}/model's own") for name in (arm, reference)]
             if None in runs:
