@@ -128,7 +128,8 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
         "joint_normalized": {"loss_weighting": "normalized"},
         "joint_shared_dense": {"per_group_dense": False},
         "joint_no_priors": {"fit_priors": False},
-    }.get(arm, {}) | MODEL_ARGS
+    }.get(arm, {})
+    options = MODEL_ARGS | options  # an arm's own options define it: they win
     model = AutoModelForMultiGroupClassification.from_pretrained(
         get_model_path(), groups=groups, relations=relations, **options
     )
@@ -242,12 +243,20 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
                 logits, took, saved = cli_logits(model_groups, data, data_dir, epochs, seed, folder, extra)
             else:
                 logits, took, saved = train_and_predict(arm, model_groups, data, epochs, seed)
-            np.savez(path, seconds=took, spec=json.dumps(saved), **logits)
+            np.savez(path, seconds=took, spec=json.dumps(saved), recipe=json.dumps(recipe(arm)), **logits)
         stored = np.load(path)
+        if "recipe" in stored and json.loads(str(stored["recipe"])) != recipe(arm):
+            raise ValueError(f"{path} was trained with {str(stored['recipe'])}, not {recipe(arm)}: give this recipe its "
+                             "own --cache-dir, or --retrain")  # fmt: skip
         seconds += float(stored["seconds"])
         saved = json.loads(str(stored["spec"])) if "spec" in stored else {"groups": model_groups}
         found.append((saved, {split: stored[split] for split in ("validation", "test")}))
     return found, seconds
+
+
+def recipe(arm: str) -> dict:
+    """What an arm's runs add to the product: `--train-args` for the CLI arms, `--model-args` for the others."""
+    return {"train_args": TRAIN_ARGS} if arm in CLI_ARMS else {"model_args": MODEL_ARGS}
 
 
 def threshold_rules() -> tuple[str, ...]:
@@ -274,7 +283,7 @@ def summarize(runs: list[dict]) -> dict:
 def markdown(results: dict) -> str:
     groups = results["groups"]
     lines = []
-    for epochs, rows in results["table"].items():
+    for epochs, rows in sorted(results["table"].items(), key=lambda item: float(item[0])):
         lines += [f"\n**{epochs} epochs**, test split, mean over the seeds named (± spread)\n"]
         header = (
             "| arm | seeds | thresholds | "
@@ -322,7 +331,12 @@ def main() -> None:
     args = parser.parse_args()
     BATCH_SIZE = args.batch_size  # the knobs flags change: every arm reads them
     TRAIN_ARGS[:] = shlex.split(args.train_args)
+    if not isinstance(args.model_args, dict) or {"groups", "relations"} & set(args.model_args):
+        parser.error("--model-args is a JSON object of from_pretrained options other than groups and relations")
     MODEL_ARGS.update(args.model_args)
+    if TRAIN_ARGS and not set(args.arms) & set(CLI_ARMS) or MODEL_ARGS and not set(args.arms) - set(CLI_ARMS):
+        parser.error("--train-args applies to the arms run by `multigroup train` (joint, single, distill), "
+                     "--model-args to the others: none of --arms would use it")  # fmt: skip
     if (TRAIN_ARGS or MODEL_ARGS) and (args.cache_dir == parser.get_default("cache_dir") or not args.output):
         parser.error("--train-args and --model-args train a recipe, not the product: give it its own --cache-dir and "
                      "--output")  # fmt: skip
@@ -361,7 +375,7 @@ def main() -> None:
                 rows[f"{arm}/{rule}"] = {"groups": summarize(per_seed), "per_seed": per_seed, "seeds": args.seeds,
                                          "train_seconds": statistics.mean(seconds),
                                          "train_args": TRAIN_ARGS if arm in CLI_ARMS else [],
-                                         "model_args": {} if arm in CLI_ARMS else MODEL_ARGS}  # fmt: skip
+                                         "model_args": recipe(arm).get("model_args", {})}  # fmt: skip
                 print(f"{epochs:g} epochs, {arm}, {rule}: " + ", ".join(
                     f"{g} {v['f1_macro']['mean']:.3f}/{v['f1_micro']['mean']:.3f}" for g, v in summarize(per_seed).items()
                 ), flush=True)  # fmt: skip

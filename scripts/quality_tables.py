@@ -110,7 +110,7 @@ def recipe_gaps(path: str) -> None:
     product = json.loads((RESULTS / f"bench_quality_{name}{suffix}.json").read_text())
     for epochs, table in recipe["table"].items():
         for key, entry in table.items():
-            if key.endswith("/model's own") and key in product["table"].get(epochs, {}):
+            if key.endswith("/model's own") and epochs in product["table"]:
                 product["table"][epochs][f"recipe_{key}"] = entry
     arms = sorted({key.split("/")[0] for table in recipe["table"].values() for key in table})
     print(f"\n#### {name}: {path} against the product, paired by seed (mean [lowest, highest])\n")
