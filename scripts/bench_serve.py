@@ -121,16 +121,21 @@ def jobs_of(texts: list[str], expected: list, bad_share: float = 0.0, seed: int 
             yield json.dumps({"inputs": texts[i]}).encode(), expected[i]
 
 
-def wait_healthy(port: int, process) -> None:
+def health(port: int, timeout: float = 10) -> dict:
+    """The server's /health answer; raises OSError while it is not up (or answers 503, loading)."""
     import urllib.request
 
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_healthy(port: int, process) -> None:
     for _ in range(600):
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
+            health(port, timeout=2)
+            return
         except OSError:
             pass
         time.sleep(0.2)
@@ -154,15 +159,9 @@ def arrival_order_per_s(folder: str, texts: list[str], size: int = 32) -> float:
 
 def counted(port: int, run, *args) -> dict:
     """`run(*args)`'s results with the texts per forward pass the server ran meanwhile (from its /health)."""
-    import urllib.request
-
-    def health() -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
-            return json.loads(response.read())
-
-    before = health()
+    before = health(port)
     results = run(*args)
-    after = health()
+    after = health(port)
     passes = after["forward_passes"] - before["forward_passes"]
     return {**results, "texts_per_pass": round((after["texts"] - before["texts"]) / passes, 1) if passes else None}
 
