@@ -280,10 +280,15 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
+def budgets(results: dict) -> list[tuple[str, dict]]:
+    """(epochs, rows) of a results file in order of the budget, whatever order the runs were added in."""
+    return sorted(results["table"].items(), key=lambda item: float(item[0]))
+
+
 def markdown(results: dict) -> str:
     groups = results["groups"]
     lines = []
-    for epochs, rows in sorted(results["table"].items(), key=lambda item: float(item[0])):
+    for epochs, rows in budgets(results):
         lines += [f"\n**{epochs} epochs**, test split, mean over the seeds named (± spread)\n"]
         header = (
             "| arm | seeds | thresholds | "

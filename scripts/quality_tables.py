@@ -13,18 +13,14 @@ import json
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench_quality import RESULTS, budgets
+
 DATASETS = ["semeval16_absa_rest_en", "semeval16_absa_laptops_en"]
 MAIN_ROWS = [(arm, "model's own") for arm in ("plain", "joint", "single", "distill")]
 MAIN_ROWS.append(("joint_equal_shares", "shrunk"))  # trained in-process: thresholds as `train` tunes them
 BATCH32_ROWS = [(arm, "model's own") for arm in ("plain", "joint", "joint_shared_dense", "joint_normalized")]
 RULES = ["shrunk", "per_label", "per_group", "fixed"]
 GAP_ROWS = [("joint", "single"), ("distill", "single"), ("plain", "joint")]  # (arm, reference), paired by seed
-
-
-def budgets(results: dict) -> list[tuple[str, dict]]:
-    """(epochs, rows) in order of the budget, whatever order the runs were added in."""
-    return sorted(results["table"].items(), key=lambda item: float(item[0]))
 
 
 def cell(entry: dict, key: str) -> str:
