@@ -120,6 +120,7 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
 
     from multigroup import AutoModelForMultiGroupClassification
     from multigroup.data import prepare_dataset
+    from multigroup.defaults import NEW_HEAD, TRAINING_DEFAULTS
     from multigroup.inference import batched_logits
 
     set_seed(seed)
@@ -129,7 +130,8 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
         "joint_shared_dense": {"per_group_dense": False},
         "joint_no_priors": {"fit_priors": False},
     }.get(arm, {})
-    options = MODEL_ARGS | options  # an arm's own options define it: they win
+    product = {} if arm == "plain" else NEW_HEAD  # the model's own defaults, or the head `multigroup train` builds
+    options = product | MODEL_ARGS | options  # a recipe's options win over the product's, an arm's own over both
     model = AutoModelForMultiGroupClassification.from_pretrained(
         get_model_path(), groups=groups, relations=relations, **options
     )
@@ -145,8 +147,6 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
     if arm == "plain":  # TrainingArguments' own defaults (learning rate 5e-5, no warmup, random batches)
         args = TrainingArguments("/tmp/bench_quality", **common)
     else:  # `multigroup train`'s defaults
-        from multigroup.defaults import TRAINING_DEFAULTS
-
         args = TrainingArguments("/tmp/bench_quality", **TRAINING_DEFAULTS, **common)
     optimizers = (None, None)
     if arm == "lora":
@@ -158,8 +158,6 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
         model = get_peft_model(model, lora)
         trainable, total = model.get_nb_trainable_parameters()
         print(f"lora: {trainable} trainable parameters of {total} ({trainable / total:.1%})", flush=True)
-        from multigroup.defaults import TRAINING_DEFAULTS
-
         head_rate = TRAINING_DEFAULTS["learning_rate"] * model.config.head_multiplier  # as in the other arms
         optimizers = (build_optimizer(model, LORA_LEARNING_RATE, head_learning_rate=head_rate), None)
     start = time.perf_counter()
@@ -385,11 +383,16 @@ def main() -> None:
                     f"{g} {v['f1_macro']['mean']:.3f}/{v['f1_micro']['mean']:.3f}" for g, v in summarize(per_seed).items()
                 ), flush=True)  # fmt: skip
         table[f"{epochs:g}"] = dict(sorted(rows.items(), key=lambda item: ARMS.index(item[0].split("/")[0])))
+    from multigroup import MultiGroupConfig
+    from multigroup.defaults import NEW_HEAD, TRAINING_DEFAULTS
+
     results = {
         "data": str(data_dir.name),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "knobs": {
-            "defaults": __import__("multigroup.defaults", fromlist=["x"]).TRAINING_DEFAULTS,
+            "defaults": TRAINING_DEFAULTS,
+            "new_head": NEW_HEAD,  # the head `multigroup train` builds; the plain arm keeps the model's own
+            "model_head_multiplier": MultiGroupConfig().head_multiplier,
             "batch_size": BATCH_SIZE,
             "max_length": MAX_LENGTH,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",

@@ -7,6 +7,7 @@ import pytest
 from transformers import CamembertConfig, CamembertModel, pipeline
 
 from helpers import write_jsonl
+from multigroup import AutoModelForMultiGroupClassification
 from multigroup.cli import main
 
 from conftest import make_tokenizer
@@ -632,3 +633,22 @@ def test_train_infers_the_relations_prints_them_and_every_decode_keeps_them(enco
     again = [arg if arg != str(encoder_dir) else str(tmp_path / "n") for arg in args]  # a trained model, trained on
     assert main([*again, "--output-dir", str(tmp_path / "o")]) == 0  # infers on its new training file too
     assert json.loads((tmp_path / "o" / "config.json").read_text())["relations"] == config["relations"]
+
+
+def test_train_builds_a_new_head_at_its_own_rate_and_keeps_a_saved_heads_multiplier(encoder_dir, tmp_path, capsys):
+    """A new head: 60 times train's rate (6e-3 at 1e-4), whatever the model's default (120, for Trainer's 5e-5);
+    a saved head (0.3's 30 here) keeps the multiplier its weights are stored for."""
+    data = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    args = ["train", "--train-file", data, "--multiclass", "score", "--max_steps", "1", "--disable_tqdm", "true"]
+    assert main([*args, "--model", str(encoder_dir), "--output-dir", str(tmp_path / "new")]) == 0
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["head_multiplier"] == 60.0
+    assert "; head rate 0.006." in capsys.readouterr().err
+    saved = AutoModelForMultiGroupClassification.from_pretrained(
+        encoder_dir, groups=[{"name": "score", "type": "multiclass", "labels": ["bad", "good", "ok"]}],
+        head_multiplier=30.0,
+    )  # fmt: skip
+    saved.save_pretrained(tmp_path / "saved")
+    make_tokenizer().save_pretrained(tmp_path / "saved")
+    assert main([*args, "--model", str(tmp_path / "saved"), "--output-dir", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["head_multiplier"] == 30.0
+    assert "; head rate 0.003." in capsys.readouterr().err

@@ -135,11 +135,24 @@ def test_a_0_1_0_config_loads_without_multiplier_and_predicts_as_0_1_0():
 
 def test_new_configs_default_to_balancing_and_the_multiplier():
     config = MultiGroupConfig(groups=MIXED_GROUPS)
-    assert config.loss_weighting == "balanced" and config.head_multiplier == 60.0 and config.per_group_dense
+    assert config.loss_weighting == "balanced" and config.head_multiplier == 120.0 and config.per_group_dense
     reloaded = MultiGroupConfig.from_dict(config.to_dict())
-    assert reloaded.loss_weighting == "balanced" and reloaded.head_multiplier == 60.0 and reloaded.per_group_dense
+    assert reloaded.loss_weighting == "balanced" and reloaded.head_multiplier == 120.0 and reloaded.per_group_dense
     with pytest.raises(ValueError, match="`head_multiplier` must be a finite number > 0"):
         MultiGroupConfig(groups=MIXED_GROUPS, head_multiplier=0)
+
+
+def test_a_saved_head_keeps_its_multiplier_and_refuses_another(tmp_path):
+    """A saved head's weights are stored divided by its multiplier: another one would scale its logits."""
+    model = tiny_model(MIXED_GROUPS, head_multiplier=30.0).eval()
+    model.save_pretrained(tmp_path)
+    assert MultiGroupConfig.from_pretrained(tmp_path, head_multiplier=30.0).head_multiplier == 30.0  # the same: fine
+    with pytest.raises(ValueError, match=r"stored for `head_multiplier` 30.0; another one \(120\)"):
+        AutoModelForMultiGroupClassification.from_pretrained(tmp_path, head_multiplier=120)
+    inputs = encode(make_tokenizer())
+    with torch.no_grad():
+        reloaded = AutoModelForMultiGroupClassification.from_pretrained(tmp_path).eval()
+        torch.testing.assert_close(reloaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
 
 
 def test_a_dense_layer_per_group_up_to_32_groups_then_one_shared():
@@ -211,7 +224,7 @@ def test_pooling_comes_from_a_sentence_transformers_checkpoint(encoder_folder, m
         modes = {"pooling_mode_mean_tokens": mean, "pooling_mode_cls_token": cls}
         (encoder_folder / "1_Pooling" / "config.json").write_text(json.dumps(modes))
     model = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS)
-    assert model.config.pooling == expected and model.config.head_multiplier == 60.0
+    assert model.config.pooling == expected and model.config.head_multiplier == 120.0
     explicit = AutoModelForMultiGroupClassification.from_pretrained(encoder_folder, groups=MIXED_GROUPS, pooling="cls")
     assert explicit.config.pooling == "cls"
 

@@ -79,7 +79,8 @@ def register(parser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--head-learning-rate", type=float, default=None,
-        help="learning rate of the new head; default: the model's head_multiplier (60) times --learning_rate",
+        help="learning rate of the head; default: 60 times --learning_rate for a new head (6e-3), a saved model's "
+        "head_multiplier times it for its own",
     )  # fmt: skip
     parser.add_argument(
         "--max-length", type=int, default=None,
@@ -143,11 +144,11 @@ def run(args, extra: list[str]) -> int:
     from importlib.metadata import version
 
     import numpy as np
-    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline
+    from transformers import AutoConfig, AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline
 
     from ..auto import AutoModelForMultiGroupClassification
     from ..data import label_matrix, load_table, prepare_dataset
-    from ..defaults import training_arguments
+    from ..defaults import NEW_HEAD, training_arguments
     from ..hub import record_evaluation, record_training, shown_path, split_name
     from ..hub_code.configuration_multigroup import UnknownLabelError
     from ..hub_code.versions_multigroup import is_hub_id
@@ -169,6 +170,8 @@ def run(args, extra: list[str]) -> int:
     groups = _groups(args, train_table)
     options = {"pooling": args.pooling} if args.pooling else {}
     with reading_model(args.model, fix=ENCODER):
+        if AutoConfig.from_pretrained(args.model).model_type != "multigroup":  # a new head (a saved one keeps its own)
+            options.update(NEW_HEAD)
         model = AutoModelForMultiGroupClassification.from_pretrained(
             args.model, groups=groups, loss_weighting=args.loss_weighting, **options
         )

@@ -60,12 +60,13 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             sentence-transformers encoders are trained; `"attention"`: each group's own weighted mean, by a query of
             its own over the tokens (starts as the mean; needs `per_group_dense`). `from_pretrained` on a
             sentence-transformers checkpoint reads its `1_Pooling/config.json` when `pooling` is not given.
-        head_multiplier (`float`, *optional*, defaults to 60.0):
+        head_multiplier (`float`, *optional*, defaults to 120.0):
             The head's parameters are stored divided by this factor and multiplied back in `forward`, so the
             optimizer moves the new head this many times faster than the encoder: a fresh head needs a much higher
-            learning rate than a pretrained encoder. 60 puts the head at 3e-3 under Trainer's default 5e-5 (the rate
-            the benchmark's best settings give it; 30 in 0.2-0.3). Configs saved before this field existed load with
-            1.0; saved ones keep theirs.
+            learning rate than a pretrained encoder. 120 puts the head at 6e-3 under Trainer's default 5e-5, the
+            rate `multigroup train` gives it (60 times its 1e-4; 30 in 0.2-0.3). Configs saved before
+            this field existed load with 1.0; saved ones keep theirs, and giving a saved model another one is an
+            error (its head is stored for its own).
         per_group_dense (`bool`, *optional*, defaults to `True` up to 32 groups, `False` beyond):
             Each group gets a dense layer of its own between the pooled features and its columns (`hidden_size`
             squared parameters per group), instead of one dense layer shared by every group: groups stop competing
@@ -127,7 +128,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         encoder_type: str = "camembert",
         loss_weighting: str = "balanced",
         pooling: str = "cls",
-        head_multiplier: float = 60.0,
+        head_multiplier: float = 120.0,
         per_group_dense: bool | None = None,
         fit_priors: bool = True,
         relations: list[dict] | None = None,
@@ -245,6 +246,14 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs) -> "MultiGroupConfig":
         config_dict = dict(config_dict)
+        saved = config_dict.get("model_type") == cls.model_type
+        stored = config_dict.get("head_multiplier", LEGACY_DEFAULTS["head_multiplier"])
+        if saved and kwargs.get("head_multiplier", stored) != stored:
+            raise ValueError(
+                f"This saved model's head is stored for `head_multiplier` {stored}; another one "
+                f"({kwargs['head_multiplier']}) would change its predictions. Leave `head_multiplier` out, or set "
+                "the head's learning rate with `multigroup.training.build_optimizer`."
+            )
         for key in OWN_FIELDS:
             if key in kwargs:
                 config_dict[key] = kwargs.pop(key)
@@ -253,9 +262,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             for key in ("architectures", "id2label", "label2id", "problem_type", "num_labels", "auto_map"):
                 config_dict.pop(key, None)
             config_dict["encoder_type"] = source_type
-        elif (
-            config_dict.get("model_type") == cls.model_type
-        ):  # a saved multigroup model: its head weights are stored for its multiplier
+        elif saved:  # a saved multigroup model: its head weights are stored for its multiplier
             for key, value in LEGACY_DEFAULTS.items():  # written before these fields existed
                 config_dict.setdefault(key, value)
             for key in ("id2label", "label2id", "num_labels"):  # derived from the groups
