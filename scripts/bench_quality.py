@@ -328,7 +328,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--model-args", type=json.loads, default={},
-        help="`from_pretrained` options (JSON) for the in-process arms, e.g. '{\"head_multiplier\": 120}' (a recipe, "
+        help="`from_pretrained` options (JSON) for the in-process arms, e.g. '{\"head_multiplier\": 60}' (a recipe, "
         "not the product: give it its own --cache-dir and --output)",
     )  # fmt: skip
     args = parser.parse_args()

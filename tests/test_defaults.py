@@ -149,6 +149,11 @@ def test_a_saved_head_keeps_its_multiplier_and_refuses_another(tmp_path):
     assert MultiGroupConfig.from_pretrained(tmp_path, head_multiplier=30.0).head_multiplier == 30.0  # the same: fine
     with pytest.raises(ValueError, match=r"stored for `head_multiplier` 30.0; another one \(120\)"):
         AutoModelForMultiGroupClassification.from_pretrained(tmp_path, head_multiplier=120)
+    with pytest.raises(ValueError, match=r"stored for `head_multiplier` 30.0; another one \(120.0\)"):
+        AutoModelForMultiGroupClassification.from_pretrained(tmp_path, config=MultiGroupConfig(groups=MIXED_GROUPS))
+    assert MultiGroupConfig.from_pretrained(FIXTURE, head_multiplier=1.0).head_multiplier == 1.0  # 0.1.0: none
+    with pytest.raises(ValueError, match=r"stored for `head_multiplier` 1.0; another one \(60\)"):
+        MultiGroupConfig.from_pretrained(FIXTURE, head_multiplier=60)
     inputs = encode(make_tokenizer())
     with torch.no_grad():
         reloaded = AutoModelForMultiGroupClassification.from_pretrained(tmp_path).eval()

@@ -38,11 +38,12 @@ def build_optimizer(
 ) -> torch.optim.AdamW:
     """AdamW with an explicit learning rate for the new head, for `Trainer(optimizers=(opt, None))`.
 
-    Rarely needed: the head already moves `config.head_multiplier` (60) times faster than the encoder under any
-    optimizer, Trainer's default included, because a fresh head needs a 10 to 30 times higher rate than a
-    pretrained encoder (0.1.0's quality benchmark, SemEval-2016 aspects, MiniLM, 5 epochs, test micro-F1: 0.317
-    with one rate of 1e-4 and no multiplier, 0.694 with a 3e-3 head). `head_learning_rate` is the rate the head's
-    weights themselves move at; None keeps the multiplier's. Trainer's scheduler scales both rates alike.
+    Rarely needed: the head already moves `config.head_multiplier` (120 for a new model, 60 under `multigroup
+    train`) times faster than the encoder under any optimizer, Trainer's default included, because a fresh head
+    needs a much higher rate than a pretrained encoder (0.1.0's quality benchmark, SemEval-2016 aspects, MiniLM, 5
+    epochs, test micro-F1: 0.317 with one rate of 1e-4 and no multiplier, 0.694 with a 3e-3 head).
+    `head_learning_rate` is the rate the head's weights themselves move at; None keeps the multiplier's. Trainer's
+    scheduler scales both rates alike.
     """
     multiplier = getattr(model.config, "head_multiplier", 1.0)
     trainable = [(name, param) for name, param in model.named_parameters() if param.requires_grad]  # LoRA: adapters

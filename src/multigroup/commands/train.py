@@ -144,13 +144,13 @@ def run(args, extra: list[str]) -> int:
     from importlib.metadata import version
 
     import numpy as np
-    from transformers import AutoConfig, AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline
 
     from ..auto import AutoModelForMultiGroupClassification
     from ..data import label_matrix, load_table, prepare_dataset
     from ..defaults import NEW_HEAD, training_arguments
     from ..hub import record_evaluation, record_training, shown_path, split_name
-    from ..hub_code.configuration_multigroup import UnknownLabelError
+    from ..hub_code.configuration_multigroup import MultiGroupConfig, UnknownLabelError
     from ..hub_code.versions_multigroup import is_hub_id
     from ..metrics import build_compute_metrics, compute_metrics, format_metrics_table
     from ..training import attach_callbacks, build_optimizer, fit_class_weights, fit_loss_scales
@@ -170,7 +170,8 @@ def run(args, extra: list[str]) -> int:
     groups = _groups(args, train_table)
     options = {"pooling": args.pooling} if args.pooling else {}
     with reading_model(args.model, fix=ENCODER):
-        if AutoConfig.from_pretrained(args.model).model_type != "multigroup":  # a new head (a saved one keeps its own)
+        found = MultiGroupConfig.get_config_dict(args.model)[0]
+        if found.get("model_type") != MultiGroupConfig.model_type:  # a new head (a saved one keeps its own)
             options.update(NEW_HEAD)
         model = AutoModelForMultiGroupClassification.from_pretrained(
             args.model, groups=groups, loss_weighting=args.loss_weighting, **options

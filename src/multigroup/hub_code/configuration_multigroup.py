@@ -247,13 +247,8 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
     def from_dict(cls, config_dict: dict, **kwargs) -> "MultiGroupConfig":
         config_dict = dict(config_dict)
         saved = config_dict.get("model_type") == cls.model_type
-        stored = config_dict.get("head_multiplier", LEGACY_DEFAULTS["head_multiplier"])
-        if saved and kwargs.get("head_multiplier", stored) != stored:
-            raise ValueError(
-                f"This saved model's head is stored for `head_multiplier` {stored}; another one "
-                f"({kwargs['head_multiplier']}) would change its predictions. Leave `head_multiplier` out, or set "
-                "the head's learning rate with `multigroup.training.build_optimizer`."
-            )
+        if saved and "head_multiplier" in kwargs:
+            require_stored_multiplier(config_dict, kwargs["head_multiplier"])
         for key in OWN_FIELDS:
             if key in kwargs:
                 config_dict[key] = kwargs.pop(key)
@@ -326,6 +321,18 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
 
 
 __all__ = ["MISSING", "MultiGroupConfig", "UnknownLabelError"]
+
+
+def require_stored_multiplier(saved: dict, multiplier: Any) -> None:
+    """A saved head's weights are stored divided by its `head_multiplier` (`saved`: its config.json): loading them
+    with another one would scale its logits."""
+    stored = saved.get("head_multiplier", LEGACY_DEFAULTS["head_multiplier"])
+    if multiplier != stored:
+        raise ValueError(
+            f"This saved model's head is stored for `head_multiplier` {stored}; another one ({multiplier}) would "
+            "change its predictions. Leave `head_multiplier` out (or use the saved config), and set the head's "
+            "learning rate with `multigroup.training.build_optimizer`."
+        )
 
 
 # The configuration's own fields, read from its signature (the one place they are written): `from_dict` and the

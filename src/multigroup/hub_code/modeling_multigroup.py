@@ -25,7 +25,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 # those import in turn): every file the pipeline needs is imported here too.
 from .batching_multigroup import read_ahead  # noqa: F401
 from .card_multigroup import PIPELINE_TASK, push_to_hub_with_card
-from .configuration_multigroup import MultiGroupConfig
+from .configuration_multigroup import MultiGroupConfig, require_stored_multiplier
 
 # Imported so that the pipeline file and the Inference Endpoints handler always travel with the model's code
 # (transformers copies relative imports; a folder loaded through remote code and saved again stays complete), and
@@ -172,6 +172,8 @@ class MultiGroupModelMixin:
         found = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub)[0]
         saved = found.get("model_type") == cls.config_class.model_type
         config = kwargs.get("config")
+        if saved and isinstance(config, cls.config_class):  # its head's weights are stored for its own multiplier
+            require_stored_multiplier(found, config.head_multiplier)
         family = (
             config.encoder_type if isinstance(config, cls.config_class) else found.get("encoder_type", "camembert")
         )
