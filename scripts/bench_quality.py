@@ -241,11 +241,13 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
                 logits, took, saved = cli_logits(model_groups, data, data_dir, epochs, seed, folder, extra)
             else:
                 logits, took, saved = train_and_predict(arm, model_groups, data, epochs, seed)
-            np.savez(path, seconds=took, spec=json.dumps(saved), recipe=json.dumps(recipe(arm)), **logits)
+            np.savez(path, seconds=took, spec=json.dumps(saved), recipe=json.dumps(recipe(arm)),
+                     product=json.dumps(product()), **logits)  # fmt: skip
         stored = np.load(path)
-        if "recipe" in stored and json.loads(str(stored["recipe"])) != recipe(arm):
-            raise ValueError(f"{path} was trained with {str(stored['recipe'])}, not {recipe(arm)}: give this recipe its "
-                             "own --cache-dir, or --retrain")  # fmt: skip
+        for key, expected in (("recipe", recipe(arm)), ("product", product())):  # older caches have no product
+            if key in stored and json.loads(str(stored[key])) != expected:
+                raise ValueError(f"{path} was trained under the {key} {str(stored[key])}, not {expected}: --retrain, "
+                                 "or give it its own --cache-dir")  # fmt: skip
         seconds += float(stored["seconds"])
         saved = json.loads(str(stored["spec"])) if "spec" in stored else {"groups": model_groups}
         found.append((saved, {split: stored[split] for split in ("validation", "test")}))
@@ -255,6 +257,16 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
 def recipe(arm: str) -> dict:
     """What an arm's runs add to the product: `--train-args` for the CLI arms, `--model-args` for the others."""
     return {"train_args": TRAIN_ARGS} if arm in CLI_ARMS else {"model_args": MODEL_ARGS}
+
+
+def product() -> dict:
+    """The multigroup defaults every arm trains under: a cache trained under other ones is refused."""
+    from multigroup import MultiGroupConfig
+    from multigroup.defaults import NEW_HEAD, TRAINING_DEFAULTS
+
+    # `train`'s settings and new head (the in-process arms but plain too); the model's own head, the plain arm's
+    return {"defaults": TRAINING_DEFAULTS, "new_head": NEW_HEAD,
+            "model_head_multiplier": MultiGroupConfig().head_multiplier}  # fmt: skip
 
 
 def threshold_rules() -> tuple[str, ...]:
@@ -383,16 +395,11 @@ def main() -> None:
                     f"{g} {v['f1_macro']['mean']:.3f}/{v['f1_micro']['mean']:.3f}" for g, v in summarize(per_seed).items()
                 ), flush=True)  # fmt: skip
         table[f"{epochs:g}"] = dict(sorted(rows.items(), key=lambda item: ARMS.index(item[0].split("/")[0])))
-    from multigroup import MultiGroupConfig
-    from multigroup.defaults import NEW_HEAD, TRAINING_DEFAULTS
-
     results = {
         "data": str(data_dir.name),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "knobs": {
-            "defaults": TRAINING_DEFAULTS,
-            "new_head": NEW_HEAD,  # the head `multigroup train` builds; the plain arm keeps the model's own
-            "model_head_multiplier": MultiGroupConfig().head_multiplier,
+            **product(),
             "batch_size": BATCH_SIZE,
             "max_length": MAX_LENGTH,
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",
