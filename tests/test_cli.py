@@ -4,6 +4,7 @@ import re
 import sys
 
 import pytest
+import torch
 from transformers import CamembertConfig, CamembertModel, pipeline
 
 from helpers import write_jsonl
@@ -633,6 +634,20 @@ def test_train_infers_the_relations_prints_them_and_every_decode_keeps_them(enco
     again = [arg if arg != str(encoder_dir) else str(tmp_path / "n") for arg in args]  # a trained model, trained on
     assert main([*again, "--output-dir", str(tmp_path / "o")]) == 0  # infers on its new training file too
     assert json.loads((tmp_path / "o" / "config.json").read_text())["relations"] == config["relations"]
+
+
+def test_train_with_the_same_seed_trains_the_same_model(encoder_dir, tmp_path):
+    """--seed covers the new head's initial weights too (they were drawn before Trainer seeded its run)."""
+    from safetensors.torch import load_file
+
+    data = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    args = ["train", "--train-file", data, "--multiclass", "score", "--multilabel", "topics", "--model",
+            str(encoder_dir), "--max_steps", "2", "--disable_tqdm", "true"]  # fmt: skip
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert main([*args, "--seed", seed, "--output-dir", str(tmp_path / name)]) == 0
+    a, b, c = (load_file(tmp_path / name / "model.safetensors") for name in "abc")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not torch.equal(a["classifier.out.weight"], c["classifier.out.weight"])
 
 
 def test_train_builds_a_new_head_at_its_own_rate_and_keeps_a_saved_heads_multiplier(encoder_dir, tmp_path, capsys):

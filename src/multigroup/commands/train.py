@@ -144,7 +144,7 @@ def run(args, extra: list[str]) -> int:
     from importlib.metadata import version
 
     import numpy as np
-    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, pipeline, set_seed
 
     from ..auto import AutoModelForMultiGroupClassification
     from ..data import label_matrix, load_table, prepare_dataset
@@ -169,6 +169,7 @@ def run(args, extra: list[str]) -> int:
     train_table = load_table(args.train_file)
     groups = _groups(args, train_table)
     options = {"pooling": args.pooling} if args.pooling else {}
+    set_seed(training_args.seed)  # the new head's initial weights too: the same --seed trains the same model
     with reading_model(args.model, fix=ENCODER):
         found = MultiGroupConfig.get_config_dict(args.model)[0]
         if found.get("model_type") != MultiGroupConfig.model_type:  # a new head (a saved one keeps its own)
