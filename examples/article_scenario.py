@@ -94,10 +94,10 @@ if __name__ == "__main__":
 #   3. balanced groups, pooling mean (from the checkpoint)
 #   Evaluation (epoch 20.00, step 80)
 #   group            f1_micro   f1_macro   accuracy   subset_accuracy   ...   loss
-#   global_score       0.3500     0.3285     0.3500                 -         2.3327
-#   emotions           0.6667     0.5503          -            0.4500         0.3309
-#   causes             0.5714     0.5667          -            0.2500         0.3765
-#   5. thresholds: {'emotions': [0.21, 0.17, 0.19, 0.21, 0.19, 0.26], 'causes': [0.13, 0.16, 0.12, 0.11, 0.21, 0.12]}
+#   global_score       0.3500     0.3133     0.3500                 -         3.9778
+#   emotions           0.6957     0.5384          -            0.3500         0.5576
+#   causes             0.6250     0.6192          -            0.4000         0.6913
+#   5. thresholds: {'emotions': [0.29, 0.42, 0.27, 0.35, 0.29, 0.28], 'causes': [0.18, 0.22, 0.17, 0.15, 0.26, 0.24]}
 #   * rare (low support), expect a poor score: anger, gratitude, relief
-#   6. {'global_score': {'label': 'S5', 'score': 0.86}, 'emotions': [{'label': 'frustration', 'score': 0.87}, ...],
-#       'causes': [{'label': 'information', 'score': 0.90}, {'label': 'online_service', 'score': 0.19}]}
+#   6. {'global_score': {'label': 'S5', 'score': 0.95}, 'emotions': [{'label': 'frustration', 'score': 0.90}],
+#       'causes': [{'label': 'information', 'score': 0.99}]}

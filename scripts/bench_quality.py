@@ -130,8 +130,8 @@ def _train_and_predict(arm, groups, data, epochs, seed, relations=None) -> tuple
         "joint_shared_dense": {"per_group_dense": False},
         "joint_no_priors": {"fit_priors": False},
     }.get(arm, {})
-    product = {} if arm == "plain" else NEW_HEAD  # the model's own defaults, or the head `multigroup train` builds
-    options = product | MODEL_ARGS | options  # a recipe's options win over the product's, an arm's own over both
+    head = {} if arm == "plain" else NEW_HEAD  # the model's own defaults, or the head `multigroup train` builds
+    options = head | MODEL_ARGS | options  # a recipe's options win over the product's, an arm's own over both
     model = AutoModelForMultiGroupClassification.from_pretrained(
         get_model_path(), groups=groups, relations=relations, **options
     )
@@ -244,10 +244,11 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
             np.savez(path, seconds=took, spec=json.dumps(saved), recipe=json.dumps(recipe(arm)),
                      product=json.dumps(product()), **logits)  # fmt: skip
         stored = np.load(path)
-        for key, expected in (("recipe", recipe(arm)), ("product", product())):  # older caches have no product
-            if key in stored and json.loads(str(stored[key])) != expected:
-                raise ValueError(f"{path} was trained under the {key} {str(stored[key])}, not {expected}: --retrain, "
-                                 "or give it its own --cache-dir")  # fmt: skip
+        for key, expected in (("recipe", recipe(arm)), ("product", product())):  # none: trained before the record
+            found = json.loads(str(stored[key])) if key in stored else "unrecorded"
+            if found != expected:
+                raise ValueError(f"{path} was trained under the {key} {found}, not {expected}: --retrain, or give it "
+                                 "its own --cache-dir")  # fmt: skip
         seconds += float(stored["seconds"])
         saved = json.loads(str(stored["spec"])) if "spec" in stored else {"groups": model_groups}
         found.append((saved, {split: stored[split] for split in ("validation", "test")}))
