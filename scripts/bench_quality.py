@@ -245,9 +245,9 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
                      product=json.dumps(product()), **logits)  # fmt: skip
         stored = np.load(path)
         for key, expected in (("recipe", recipe(arm)), ("product", product())):  # none: trained before the record
-            found = json.loads(str(stored[key])) if key in stored else "unrecorded"
-            if found != expected:
-                raise ValueError(f"{path} was trained under the {key} {found}, not {expected}: --retrain, or give it "
+            kept = json.loads(str(stored[key])) if key in stored else "unrecorded"
+            if kept != expected:
+                raise ValueError(f"{path} was trained under the {key} {kept}, not {expected}: --retrain, or give it "
                                  "its own --cache-dir")  # fmt: skip
         seconds += float(stored["seconds"])
         saved = json.loads(str(stored["spec"])) if "spec" in stored else {"groups": model_groups}
