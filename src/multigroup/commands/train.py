@@ -171,8 +171,7 @@ def run(args, extra: list[str]) -> int:
     options = {"pooling": args.pooling} if args.pooling else {}
     set_seed(training_args.seed)  # the new head's initial weights too: the same --seed trains the same model
     with reading_model(args.model, fix=ENCODER):
-        found = MultiGroupConfig.get_config_dict(args.model)[0]
-        if found.get("model_type") != MultiGroupConfig.model_type:  # a new head (a saved one keeps its own)
+        if not MultiGroupConfig.is_saved(MultiGroupConfig.get_config_dict(args.model)[0]):  # a saved head: its own
             options.update(NEW_HEAD)
         model = AutoModelForMultiGroupClassification.from_pretrained(
             args.model, groups=groups, loss_weighting=args.loss_weighting, **options

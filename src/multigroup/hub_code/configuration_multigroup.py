@@ -245,9 +245,15 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         return cls.from_dict(config_dict, **kwargs)
 
     @classmethod
+    def is_saved(cls, config_dict: dict) -> bool:
+        """Whether a config.json is a saved multigroup model's, whose head's weights are stored for its own
+        multiplier (not a plain encoder's, which gets a new head)."""
+        return config_dict.get("model_type") == cls.model_type
+
+    @classmethod
     def from_dict(cls, config_dict: dict, **kwargs) -> "MultiGroupConfig":
         config_dict = dict(config_dict)
-        saved = config_dict.get("model_type") == cls.model_type
+        saved = cls.is_saved(config_dict)
         if saved and "head_multiplier" in kwargs:
             require_stored_multiplier(config_dict, kwargs["head_multiplier"])
         for key in OWN_FIELDS:

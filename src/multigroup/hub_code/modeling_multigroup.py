@@ -170,7 +170,7 @@ class MultiGroupModelMixin:
         """
         hub = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         found = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub)[0]
-        saved = found.get("model_type") == cls.config_class.model_type
+        saved = cls.config_class.is_saved(found)
         config = kwargs.get("config")
         if saved and isinstance(config, cls.config_class):  # its head's weights are stored for its own multiplier
             require_stored_multiplier(found, config.head_multiplier)
