@@ -4,7 +4,9 @@
     python scripts/per_label.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 --seeds 0 1 2 3
 
 For each group and label (each class of a multiclass group): its count in the test split and its test F1 per arm,
-mean over the seeds, scored as `bench_quality.py` scores (each model decoded with the relations it keeps);
+mean over the seeds, scored as `bench_quality.py` scores (each model decoded with the relations it keeps), and the
+mean average precision of each group's labels (threshold-free: does an arm rank a label's texts worse, or only decide
+worse?);
 `joint_alone` is the joint model with every group decided alone (no relations). Then each group's macro-F1 over its
 labels with at least --min-count test texts and over the rarer ones that have one (a label with none scores 0 in
 every arm): a label with a handful of test texts moves
@@ -25,14 +27,25 @@ ARMS = ("plain", "joint", "joint_alone", "single", "distill")
 
 
 def label_f1(spec: dict, logits, data: dict) -> dict[str, dict[str, dict]]:
-    """Per group, per label: its test F1 and support (`multigroup.metrics.classification_report`), one model."""
+    """Per group, per label: its test F1 and support (`multigroup.metrics.classification_report`), and its average
+    precision (`ap`: how well its scores rank the test texts, whatever the threshold; None without a positive), one
+    model."""
+    from sklearn.metrics import average_precision_score
+
     from multigroup import MultiGroupConfig
-    from multigroup.metrics import classification_report
+    from multigroup.metrics import _groups_arrays, classification_report
 
     config = MultiGroupConfig(**copy.deepcopy(spec))
     test, _ = gold(config, data["test"])
     report = classification_report(config, logits, test)
-    return {group: {row["label"]: row for row in rows} for group, rows in report.items()}
+    out = {group: {row["label"]: row for row in rows} for group, rows in report.items()}
+    for group, y_true, _, scores in _groups_arrays(config, logits, test):
+        for j, label in enumerate(group["labels"]):
+            positives = y_true[:, j].any()
+            out[group["name"]][label]["ap"] = (
+                average_precision_score(y_true[:, j], scores[:, j]) if positives else None
+            )
+    return out
 
 
 def arm_scores(arm: str, groups: list[dict], data: dict, cache: Path, epochs: float, seed: int) -> dict | None:
@@ -99,6 +112,18 @@ def main() -> None:
                 table[name]["macro"][part] = macro
                 cells = " | ".join(f"{value:.3f}" for value in macro.values())
                 lines.append(f"| macro-F1, {part} ({len(chosen)} of {len(labels)}) | | {cells} |")
+        # Threshold-free: the mean over labels with a test text of their average precision (the ranking alone)
+        ranked = [label for label in labels if counts[label] > 0]
+        aps = {arm: {label: statistics.mean(run[name][label]["ap"] for run in seeds) for label in ranked}
+               for arm, seeds in runs.items()}  # fmt: skip
+        table[name]["mean_ap"] = {}
+        for part, chosen in parts.items():
+            chosen = [label for label in chosen if label in ranked]
+            if chosen and (part == "all" or len(chosen) < len(ranked)):
+                mean_ap = {arm: statistics.mean(ap[label] for label in chosen) for arm, ap in aps.items()}
+                table[name]["mean_ap"][part] = mean_ap
+                cells = " | ".join(f"{value:.3f}" for value in mean_ap.values())
+                lines.append(f"| mean average precision, {part} ({len(chosen)} labels) | | {cells} |")
     suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
     output = RESULTS / f"per_label_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
     settings = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
