@@ -5,8 +5,9 @@
 
 For each group and label (each class of a multiclass group): its count in the test split and its test F1 per arm,
 mean over the seeds, scored as `bench_quality.py` scores (each model decoded with the relations it keeps), and the
-mean average precision of each group's labels (threshold-free: does an arm rank a label's texts worse, or only decide
-worse?);
+mean average precision of each group's labels with a test text (threshold-free: does an arm rank a label's texts
+worse, or only decide worse? the scores the model reports, a multiclass group's after its temperature; relations
+change decisions, not scores, so `joint_alone` ranks as `joint`);
 `joint_alone` is the joint model with every group decided alone (no relations). Then each group's macro-F1 over its
 labels with at least --min-count test texts and over the rarer ones that have one (a label with none scores 0 in
 every arm): a label with a handful of test texts moves
@@ -40,6 +41,8 @@ def label_f1(spec: dict, logits, data: dict) -> dict[str, dict[str, dict]]:
     report = classification_report(config, logits, test)
     out = {group: {row["label"]: row for row in rows} for group, rows in report.items()}
     for group, y_true, _, scores in _groups_arrays(config, logits, test):
+        if scores is None:  # a regression group: nothing to rank
+            continue
         for j, label in enumerate(group["labels"]):
             positives = y_true[:, j].any()
             out[group["name"]][label]["ap"] = (
@@ -116,14 +119,14 @@ def main() -> None:
         ranked = [label for label in labels if counts[label] > 0]
         aps = {arm: {label: statistics.mean(run[name][label]["ap"] for run in seeds) for label in ranked}
                for arm, seeds in runs.items()}  # fmt: skip
-        table[name]["mean_ap"] = {}
+        table[name]["ap"], table[name]["mean_ap"] = aps, {}
         for part, chosen in parts.items():
             chosen = [label for label in chosen if label in ranked]
             if chosen and (part == "all" or len(chosen) < len(ranked)):
                 mean_ap = {arm: statistics.mean(ap[label] for label in chosen) for arm, ap in aps.items()}
                 table[name]["mean_ap"][part] = mean_ap
                 cells = " | ".join(f"{value:.3f}" for value in mean_ap.values())
-                lines.append(f"| mean average precision, {part} ({len(chosen)} labels) | | {cells} |")
+                lines.append(f"| mean average precision, {part} ({len(chosen)} of {len(ranked)}) | | {cells} |")
     suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
     output = RESULTS / f"per_label_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
     settings = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,

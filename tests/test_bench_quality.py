@@ -3,10 +3,11 @@ other defaults or recipes) and its scoring (the official scorer's misses for lab
 
 Training is replaced by seeded random logits: what is tested is what the README's tables are read through."""
 
-import sys
+import importlib.util
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset
 from sklearn.metrics import f1_score
 
@@ -14,8 +15,9 @@ from multigroup import MultiGroupConfig
 
 from conftest import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import bench_quality  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bench_quality", REPO_ROOT / "scripts" / "bench_quality.py")
+bench_quality = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_quality)
 
 TRAIN = Dataset.from_list(
     [
@@ -27,19 +29,30 @@ TRAIN = Dataset.from_list(
 )
 
 
+def _logits(groups: list[dict], seed: int) -> dict:
+    columns = sum(len(group["labels"]) for group in groups)
+    rng = np.random.default_rng(seed)
+    return {split: rng.normal(size=(6, columns)).astype(np.float32) for split in ("validation", "test")}
+
+
 @pytest.fixture
 def trainer(monkeypatch):
-    """`train_and_predict` replaced by seeded random logits for 6 validation and 6 test rows; the calls it got."""
+    """Both ways of training replaced by seeded random logits for 6 validation and 6 test rows: `train_and_predict`
+    (the in-process arms) and `cli_logits` (`multigroup train`'s arms). Returns the calls and what each returned."""
     calls = []
 
-    def fake(arm, groups, data, epochs, seed):
-        calls.append((arm, epochs, seed))
-        columns = sum(len(group["labels"]) for group in groups)
-        rng = np.random.default_rng(seed)
-        logits = {split: rng.normal(size=(6, columns)).astype(np.float32) for split in ("validation", "test")}
-        return logits, 1.5, {"groups": groups, "relations": []}
+    def in_process(arm, groups, data, epochs, seed):
+        calls.append({"arm": arm, "groups": [group["name"] for group in groups], "logits": _logits(groups, seed)})
+        return calls[-1]["logits"], 1.5, {"groups": groups, "relations": []}
 
-    monkeypatch.setattr(bench_quality, "train_and_predict", fake)
+    def command(groups, data, data_dir, epochs, seed, folder, extra=()):
+        calls.append(
+            {"arm": folder.name, "groups": [group["name"] for group in groups], "logits": _logits(groups, seed)}
+        )
+        return calls[-1]["logits"], 2.5, {"groups": groups, "relations": []}
+
+    monkeypatch.setattr(bench_quality, "train_and_predict", in_process)
+    monkeypatch.setattr(bench_quality, "cli_logits", command)
     return calls
 
 
@@ -47,10 +60,21 @@ def test_a_model_is_trained_once_then_read_from_the_cache(tmp_path, trainer):
     groups = bench_quality.spec_from_data(TRAIN)
     first, seconds = bench_quality.arm_logits("plain", groups, {}, tmp_path, 2, 0, tmp_path, train=False)
     again, _ = bench_quality.arm_logits("plain", groups, {}, tmp_path, 2, 0, tmp_path, train=False)
-    assert trainer == [("plain", 2, 0)] and seconds == 1.5
-    np.testing.assert_array_equal(first[0][1]["test"], again[0][1]["test"])
+    assert len(trainer) == 1 and seconds == 1.5
+    for split in ("validation", "test"):  # what training returned, kept and read back
+        np.testing.assert_array_equal(first[0][1][split], trainer[0]["logits"][split])
+        np.testing.assert_array_equal(again[0][1][split], trainer[0]["logits"][split])
     bench_quality.arm_logits("plain", groups, {}, tmp_path, 2, 0, tmp_path, train=True)  # --retrain
     assert len(trainer) == 2
+
+
+def test_the_single_arm_trains_one_model_per_group_in_group_order(tmp_path, trainer):
+    groups = bench_quality.spec_from_data(TRAIN)
+    models, seconds = bench_quality.arm_logits("single", groups, {}, tmp_path, 2, 0, tmp_path, train=False)
+    assert [call["groups"] for call in trainer] == [["polarity"], ["aspects"]]
+    assert [call["arm"] for call in trainer] == ["single-e2-s0-0", "single-e2-s0-1"]  # the names per_label reads
+    assert [[group["name"] for group in spec["groups"]] for spec, _ in models] == [["polarity"], ["aspects"]]
+    assert seconds == 5.0  # both models' training time
 
 
 def test_a_cache_trained_under_another_recipe_or_without_a_record_is_refused(tmp_path, trainer, monkeypatch):
@@ -60,8 +84,13 @@ def test_a_cache_trained_under_another_recipe_or_without_a_record_is_refused(tmp
     with pytest.raises(ValueError, match="--retrain, or give it its own --cache-dir"):
         bench_quality.arm_logits("plain", groups, {}, tmp_path, 2, 0, tmp_path, train=False)
     monkeypatch.delitem(bench_quality.MODEL_ARGS, "head_multiplier")
+    with monkeypatch.context() as patched:  # multigroup's defaults changed since the cache was trained
+        patched.setattr(bench_quality, "product", lambda: {"defaults": {"learning_rate": 2e-4}})
+        with pytest.raises(ValueError, match="trained under the product"):
+            bench_quality.arm_logits("plain", groups, {}, tmp_path, 2, 0, tmp_path, train=False)
     path = tmp_path / f"{bench_quality.model_name('plain', 2, 0, 0)}.npz"
-    kept = dict(np.load(path))
+    with np.load(path) as stored:
+        kept = dict(stored)
     np.savez(path, **{key: value for key, value in kept.items() if key != "product"})  # a cache from before it
     with pytest.raises(ValueError, match="unrecorded"):
         bench_quality.arm_logits("plain", groups, {}, tmp_path, 2, 0, tmp_path, train=False)
@@ -78,16 +107,17 @@ def test_score_counts_labels_the_model_lacks_as_misses():
     logits = {split: rng.normal(size=(3, 4)).astype(np.float32) for split in ("validation", "test")}
     result = bench_quality.score({"groups": groups}, logits, {"validation": test, "test": test}, rule=None)
 
-    aspects = MultiGroupConfig(groups=groups).groups[1]  # with the default threshold the model decodes with
-    columns = [aspects["labels"].index(label) + 2 for label in ("FOOD", "SERVICE")]
-    threshold = aspects["threshold"]
-    predicted = 1 / (1 + np.exp(-logits["test"][:, columns])) > threshold
-    gold = np.array([[1, 0], [0, 1], [0, 0]])
-    tp = int((predicted & (gold == 1)).sum())
-    fp, fn = int((predicted & (gold == 0)).sum()), int((~predicted & (gold == 1)).sum()) + 1  # + PRICE
-    assert result["aspects"]["f1_micro"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1))
+    config = MultiGroupConfig(groups=groups)  # the reference: the model's own decode, scored by scikit-learn
+    decoded = config.group_predictions(torch.from_numpy(logits["test"]))
+    aspects = config.group("aspects")["labels"]
+    truth = np.array(
+        [[label in row["aspects"] for label in aspects] + [row["aspects"] == ["FOOD", "PRICE"]] for row in test]
+    )
+    chosen = np.hstack([decoded["aspects"]["selected"].numpy(), np.zeros((3, 1), dtype=bool)])  # no PRICE column
+    assert result["aspects"]["f1_micro"] == pytest.approx(f1_score(truth, chosen, average="micro"))
     assert result["aspects"]["gold_per_text"] == pytest.approx(3 / 3)  # FOOD, PRICE, SERVICE over 3 texts
-    polarity = next(group for group in groups if group["name"] == "polarity")
-    chosen = logits["test"][:, :2].argmax(1)
-    truth = [polarity["labels"].index(row["polarity"]) for row in test]
-    assert result["polarity"]["f1_macro"] == pytest.approx(f1_score(truth, chosen, average="macro"))
+    polarity = config.group("polarity")["labels"]
+    expected = f1_score(
+        [polarity.index(row["polarity"]) for row in test], decoded["polarity"]["index"], average="macro"
+    )
+    assert result["polarity"]["f1_macro"] == pytest.approx(expected)
