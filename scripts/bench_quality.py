@@ -218,6 +218,15 @@ def cache_folder(cache_dir, data_dir: Path, batch_size: int) -> Path:
     return Path(cache_dir) / f"{data_dir.name}-b{batch_size}"
 
 
+def cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a script that reads this benchmark's cache (`per_label.py`, `class_offsets.py`)."""
+    parser.add_argument("--data-dir", required=True, help="folder with train/validation/test.jsonl")
+    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--batch-size", type=int, default=8, help="the benchmark's batch size (its cache folder)")
+    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="bench_quality.py's --cache-dir")
+
+
 def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bool):
     """[(groups and relations of one model as it was saved, its logits)] for an arm, from the cache or by
     training; and the training seconds."""

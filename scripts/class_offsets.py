@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from _harness import RESULTS, write_results
-from bench_quality import cache_folder, gold, model_name, spec_from_data
+from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data
 
 ARMS = ("plain", "joint", "single", "distill")
 
@@ -86,11 +86,7 @@ def decided(path: Path, data: dict, strength: float) -> dict[str, dict[str, tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="folder with train/validation/test.jsonl")
-    parser.add_argument("--epochs", type=float, default=2)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--batch-size", type=int, default=8, help="the benchmark's batch size (its cache folder)")
-    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="bench_quality.py's --cache-dir")
+    cache_arguments(parser)
     parser.add_argument("--strength", type=float, help="validation texts at which a class keeps half (default: the "
                         "thresholds' STRENGTH)")  # fmt: skip
     args = parser.parse_args()

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from _harness import RESULTS, write_results
-from bench_quality import cache_folder, gold, model_name, spec_from_data
+from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data
 
 ARMS = ("plain", "joint", "joint_alone", "single", "distill")
 
@@ -74,11 +74,7 @@ def arm_scores(arm: str, groups: list[dict], data: dict, cache: Path, epochs: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="folder with train/validation/test.jsonl")
-    parser.add_argument("--epochs", type=float, default=2)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--batch-size", type=int, default=8, help="the benchmark's batch size (its cache folder)")
-    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="bench_quality.py's --cache-dir")
+    cache_arguments(parser)
     parser.add_argument("--min-count", type=int, default=8, help="test texts a label needs to count as common")
     args = parser.parse_args()
 
