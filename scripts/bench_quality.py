@@ -227,6 +227,18 @@ def cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default="outputs/bench_quality", help="bench_quality.py's --cache-dir")
 
 
+def write_cache_results(kind: str, args: argparse.Namespace, table: dict, lines: list[str], **settings) -> None:
+    """A cache-reading script's results, with its `cache_arguments` and `settings`:
+    scripts/results/<kind>_<data>_e<epochs>[_batch<N>].{json,md}."""
+    from _harness import write_results
+
+    data_dir = Path(args.data_dir)
+    suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
+    output = RESULTS / f"{kind}_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
+    kept = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds}
+    write_results(str(output), {**kept, **settings, "table": table}, "\n".join(lines))
+
+
 def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bool):
     """[(groups and relations of one model as it was saved, its logits)] for an arm, from the cache or by
     training; and the training seconds."""

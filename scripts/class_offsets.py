@@ -20,8 +20,7 @@ import json
 import statistics
 from pathlib import Path
 
-from _harness import RESULTS, write_results
-from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data
+from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data, write_cache_results
 
 ARMS = ("plain", "joint", "single", "distill")
 
@@ -118,11 +117,7 @@ def main() -> None:
             table.setdefault(arm, {})[name] = means
             cells = " | ".join(f"{macro:.3f} / {micro:.3f}" for macro, micro in means.values())
             lines.append(f"| {arm} | {name} | {cells} |")
-    suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
-    output = RESULTS / f"class_offsets_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
-    settings = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
-                "strength": args.strength}  # fmt: skip
-    write_results(str(output), {**settings, "table": table}, "\n".join(lines))
+    write_cache_results("class_offsets", args, table, lines, strength=args.strength)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,7 @@ import copy
 import json
 from pathlib import Path
 
-from _harness import RESULTS, write_results
-from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data
+from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data, write_cache_results
 
 ARMS = ("plain", "joint", "joint_alone", "single", "distill")
 
@@ -123,11 +122,7 @@ def main() -> None:
                 table[name]["mean_ap"][part] = mean_ap
                 cells = " | ".join(f"{value:.3f}" for value in mean_ap.values())
                 lines.append(f"| mean average precision, {part} ({len(chosen)} of {len(ranked)}) | | {cells} |")
-    suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
-    output = RESULTS / f"per_label_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
-    settings = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
-                "min_count": args.min_count}  # fmt: skip
-    write_results(str(output), {**settings, "table": table}, "\n".join(lines))
+    write_cache_results("per_label", args, table, lines, min_count=args.min_count)
 
 
 if __name__ == "__main__":
