@@ -214,6 +214,13 @@ def model_name(arm: str, epochs: float, seed: int, index: int) -> str:
     return f"{arm}-e{epochs:g}-s{seed}-{index}"
 
 
+def model_paths(arm: str, groups: list[dict], cache: Path, epochs: float, seed: int) -> list[Path]:
+    """The cached logits of an arm's models at one budget and seed: one model per group for `single` (in group
+    order), else one for all."""
+    count = len(groups) if arm == "single" else 1
+    return [cache / f"{model_name(arm, epochs, seed, i)}.npz" for i in range(count)]
+
+
 def cache_folder(cache_dir, data_dir: Path, batch_size: int) -> Path:
     return Path(cache_dir) / f"{data_dir.name}-b{batch_size}"
 
@@ -246,8 +253,7 @@ def arm_logits(arm, groups, data, data_dir, epochs, seed, cache: Path, train: bo
 
     models = [[group] for group in groups] if arm == "single" else [groups]
     found, seconds = [], 0.0
-    for i, model_groups in enumerate(models):
-        path = cache / f"{model_name(arm, epochs, seed, i)}.npz"
+    for i, (model_groups, path) in enumerate(zip(models, model_paths(arm, groups, cache, epochs, seed))):
         if train or not path.exists():
             if arm in CLI_ARMS:
                 folder = cache / model_name(arm, epochs, seed, i)

@@ -20,7 +20,7 @@ import json
 import statistics
 from pathlib import Path
 
-from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data, write_cache_results
+from bench_quality import cache_arguments, cache_folder, gold, model_paths, spec_from_data, write_cache_results
 
 ARMS = ("plain", "joint", "single", "distill")
 
@@ -107,7 +107,7 @@ def main() -> None:
     for arm in ARMS:
         for name in (group["name"] for group in groups if group["type"] == "multiclass"):
             i = names.index(name) if arm == "single" else 0  # the single arm: one model per group, in group order
-            paths = [cache / f"{model_name(arm, args.epochs, seed, i)}.npz" for seed in args.seeds]
+            paths = [model_paths(arm, groups, cache, args.epochs, seed)[i] for seed in args.seeds]
             if not all(path.exists() for path in paths):
                 continue
             for path in paths:  # a model with several multiclass groups is decided once

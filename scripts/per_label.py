@@ -21,7 +21,7 @@ import copy
 import json
 from pathlib import Path
 
-from bench_quality import cache_arguments, cache_folder, gold, model_name, spec_from_data, write_cache_results
+from bench_quality import cache_arguments, cache_folder, gold, model_paths, spec_from_data, write_cache_results
 
 ARMS = ("plain", "joint", "joint_alone", "single", "distill")
 
@@ -54,10 +54,7 @@ def arm_scores(arm: str, groups: list[dict], data: dict, cache: Path, epochs: fl
     """`label_f1` for every group of one arm and seed from the cached logits; None if a model is missing."""
     import numpy as np
 
-    if arm == "single":
-        paths = [cache / f"{model_name('single', epochs, seed, i)}.npz" for i in range(len(groups))]
-    else:
-        paths = [cache / f"{model_name(arm.removesuffix('_alone'), epochs, seed, 0)}.npz"]
+    paths = model_paths(arm.removesuffix("_alone"), groups, cache, epochs, seed)
     if not all(path.exists() for path in paths):
         return None
     out = {}
