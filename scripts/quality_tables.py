@@ -99,7 +99,8 @@ def gaps_table(results: dict, rows: list[tuple[str, str]]) -> list[str]:
 def recipe_gaps(path: str) -> None:
     """A recipe's results (`bench_quality.py --train-args ... --output PATH`) against the product's, paired by seed:
     each arm the recipe ran minus the same arm of the product, on the same data, batch and budget (a plain recipe also
-    minus `multigroup train` as typed, the plain path's target)."""
+    minus `multigroup train` as typed, the plain path's target; a joint recipe also minus one model per group, the
+    joint model's target)."""
     recipe = json.loads(Path(path).read_text())
     name = Path(recipe["data"]).name
     suffix = "" if recipe["knobs"].get("batch_size", 8) == 8 else f"_batch{recipe['knobs']['batch_size']}"
@@ -111,6 +112,7 @@ def recipe_gaps(path: str) -> None:
     arms = sorted({key.split("/")[0] for table in recipe["table"].values() for key in table})
     print(f"\n#### {name}: {path} against the product, paired by seed (mean [lowest, highest])\n")
     against = [(f"recipe_{arm}", arm) for arm in arms] + [("recipe_plain", "joint")] * ("plain" in arms)
+    against += [("recipe_joint", "single")] * ("joint" in arms)
     print("\n".join(gaps_table(product, against)))
 
 

@@ -116,8 +116,9 @@ class MultiGroupHead(nn.Module):
         if self.pooling == "attention":  # a query per group over the tokens; at 0 every token weighs alike: the mean
             self.queries = nn.Parameter(torch.zeros(self.num_groups, config.hidden_size))
         self.config = config  # the model's own: priors set after the head was built reach it through the layout
-        if config.loss_weighting == "balanced":
-            self.balancer = GradientBalancer([group["weight"] for group in config.groups])
+        if config.loss_weighting in ("balanced", "projected"):
+            weights = [group["weight"] for group in config.groups]
+            self.balancer = GradientBalancer(weights, project=config.loss_weighting == "projected")
         if config.loss_weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(config.groups)))
 

@@ -162,6 +162,24 @@ def multi_group_loss(
     return total, group_losses
 
 
+def project_conflicts(grads: torch.Tensor) -> torch.Tensor:
+    """Each group's gradient without its conflicts, text by text (PCGrad, Yu et al. 2020, on each text's shared
+    features): for each other group j in turn, where group i's gradient (as projected so far) points against j's
+    (a negative inner product), i loses its component along j's. In turn, not all at once: groups that are one
+    annotation at several grains point alike, and removing each one's share at once would remove the same
+    component several times. `grads` (groups, rows, ...); a group without a gradient (zeros) takes and gives
+    nothing. Costs groups^2 x rows x features per step.
+    """
+    rows = grads.to(torch.promote_types(grads.dtype, torch.float32)).flatten(2).transpose(0, 1)  # (rows, groups, .)
+    squared = (rows * rows).sum(-1).clamp(min=1e-30)  # (rows, groups)
+    others = 1.0 - torch.eye(rows.shape[1], dtype=rows.dtype, device=rows.device)  # never a group against itself
+    out = rows
+    for j in range(rows.shape[1]):
+        dots = (out @ rows[:, j].unsqueeze(-1)).squeeze(-1) * others[j]  # (rows, groups): each one against j's
+        out = out - (dots.clamp(max=0) / squared[:, j : j + 1]).unsqueeze(-1) * rows[:, j].unsqueeze(1)
+    return out.transpose(0, 1).reshape(grads.shape).to(grads.dtype)
+
+
 class _Balance(torch.autograd.Function):
     """Identity into one copy of the features per group, (groups, ...); backward rescales each group's gradient
     before the sum (`GradientBalancer.combine`)."""
@@ -183,10 +201,12 @@ class GradientBalancer(nn.Module):
     so that its running norm is the group's share of the running total. A large multilabel group (whose loss is a
     mean over many columns) and a small easy group then pull on the encoder alike, whatever their losses' scales,
     with no extra backward pass. Only training steps are affected; the forward function never changes.
+    `project`: first take each group's conflicts with the others out of its gradient (`project_conflicts`).
     """
 
-    def __init__(self, weights: list[float], momentum: float = 0.9):
+    def __init__(self, weights: list[float], momentum: float = 0.9, project: bool = False):
         super().__init__()
+        self.project = project
         total = sum(weights) or 1.0
         self.shares = tuple(weight / total for weight in weights)  # the head sets its layout's (`balance_weights`)
         self.momentum = momentum
@@ -196,6 +216,8 @@ class GradientBalancer(nn.Module):
     def combine(self, grads: torch.Tensor) -> torch.Tensor:
         """The gradient into the shared features from each group's own, `grads` (groups, ...): each rescaled to its
         share of the running norms (which this updates), then summed."""
+        if self.project:
+            grads = project_conflicts(grads)
         norms, momentum = self.norms, self.momentum
         current = torch.linalg.vector_norm(grads.float(), dim=tuple(range(1, grads.dim())))
         seen = (current > 0) & torch.isfinite(current)  # a group missing from the batch sends no gradient
