@@ -137,3 +137,17 @@ def test_a_whole_model_trains_with_the_projected_gradients(tmp_path):
     loaded = AutoModelForMultiGroupClassification.from_pretrained(tmp_path)
     assert loaded.classifier.balancer.project
     assert sorted(loaded.state_dict()) == sorted(balanced.state_dict())
+
+
+def test_train_offers_every_weighting_the_config_accepts():
+    """`multigroup train --loss-weighting` lists its choices without importing transformers (a quick --help); they
+    are the config's."""
+    import argparse
+
+    from multigroup.commands import train
+    from multigroup.hub_code.configuration_multigroup import LOSS_WEIGHTINGS
+
+    parser = argparse.ArgumentParser()
+    train.register(parser)
+    (action,) = [action for action in parser._actions if action.dest == "loss_weighting"]
+    assert action.choices == list(LOSS_WEIGHTINGS) and action.default == "balanced"
