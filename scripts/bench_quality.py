@@ -46,6 +46,7 @@ ARMS = ["plain", "joint", "single", "distill", "joint_shared_dense", "joint_norm
         "joint_equal_shares", "lora"]  # fmt: skip
 CLI_ARMS = ("joint", "single", "distill")
 RESULTS = Path(__file__).resolve().parent / "results"
+CACHE_DIR = "outputs/bench_quality"  # trained models' logits, kept between runs (--cache-dir)
 TRAIN_ARGS: list[str] = []  # --train-args: flags for every `multigroup train` run (a recipe, not the product)
 MODEL_ARGS: dict = {}  # --model-args: `from_pretrained` options of every in-process arm (a recipe, not the product)
 
@@ -231,17 +232,19 @@ def cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--batch-size", type=int, default=8, help="the benchmark's batch size (its cache folder)")
-    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="bench_quality.py's --cache-dir")
+    parser.add_argument("--cache-dir", default=CACHE_DIR, help="bench_quality.py's --cache-dir")
 
 
 def write_cache_results(kind: str, args: argparse.Namespace, table: dict, lines: list[str], **settings) -> None:
     """A cache-reading script's results, with its `cache_arguments` and `settings`:
-    scripts/results/<kind>_<data>_e<epochs>[_batch<N>].{json,md}."""
+    scripts/results/[<cache folder>/]<kind>_<data>_e<epochs>[_batch<N>].{json,md} (a recipe's cache, any
+    `--cache-dir` but the benchmark's own, in a folder of its name)."""
     from _harness import write_results
 
     data_dir = Path(args.data_dir)
     suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
-    output = RESULTS / f"{kind}_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
+    folder = RESULTS if Path(args.cache_dir) == Path(CACHE_DIR) else RESULTS / Path(args.cache_dir).name
+    output = folder / f"{kind}_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
     kept = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds}
     write_results(str(output), {**kept, **settings, "table": table}, "\n".join(lines))
 
@@ -358,7 +361,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--epochs", nargs="+", type=float, default=[2, 5])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--cache-dir", default="outputs/bench_quality", help="where trained models' logits are kept")
+    parser.add_argument("--cache-dir", default=CACHE_DIR, help="where trained models' logits are kept")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="per-device train batch size, every arm")
     parser.add_argument("--retrain", action="store_true", help="train again even where cached logits exist")
     parser.add_argument("--output", help="results path without suffix (default: scripts/results/bench_quality_<data>)")

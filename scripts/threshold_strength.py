@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench_quality import CACHE_DIR
+
 STRENGTHS = [0, 2, 5, 10, 20, 40, 80, 1e9]  # 0: per-label thresholds; 1e9: one per group
 SPLITS = 20
 
@@ -21,7 +23,7 @@ SPLITS = 20
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", action="append", required=True)
-    parser.add_argument("--cache-dir", default="outputs/bench_quality")
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--batch-size", type=int, default=8, help="which cached runs to read")
     args = parser.parse_args()
 
