@@ -4,10 +4,12 @@ PCGrad written out by hand, one text and one pair of groups at a time."""
 
 import copy
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from multigroup import AutoModelForMultiGroupClassification, MultiGroupConfig
-from multigroup.head_multigroup import GradientBalancer
+from multigroup.head_multigroup import GradientBalancer, multi_group_loss
 from multigroup.hub_code.loss_multigroup import project_conflicts
 
 from conftest import MIXED_GROUPS, TEXTS, encode, make_tokenizer, tiny_model
@@ -101,8 +103,34 @@ def test_the_projecting_balancer_shares_out_the_projected_gradients():
 class HandProjectedBalancer(GradientBalancer):
     """The balancer fed PCGrad's gradients written out by hand."""
 
-    def combine(self, grads):
-        return super().combine(reference_projection(grads))
+    def combine(self, grads, text_dim=1):
+        return super().combine(reference_projection(grads.movedim(text_dim, 1)).movedim(1, text_dim), text_dim)
+
+
+@pytest.mark.parametrize(("pooling", "per_group_dense"), [("cls", True), ("mean", True), ("mean", False),
+                                                          ("attention", True)])  # fmt: skip
+def test_each_text_is_projected_alone(pooling, per_group_dense):
+    """Whatever the head's layout, projection is text by text: a text that carries one group's labels gets exactly
+    that group's gradient (rescaled, as balanced training gives it), nothing from the other texts' groups; a text
+    without labels gets none."""
+    model = tiny_model(MIXED_GROUPS, loss_weighting="projected", hidden_dropout_prob=0.0, pooling=pooling,
+                       per_group_dense=per_group_dense)  # fmt: skip
+    torch.manual_seed(4)
+    states = torch.randn(4, 5, model.config.hidden_size, dtype=torch.float64)
+    rows = [{"score": "ok", "topics": ["food"], "stars": 2.0}, {"score": "bad"}, {"topics": ["price"]}, {}]
+    labels = torch.tensor([model.config.encode_labels(row) for row in rows], dtype=torch.float64)
+    grads = {}
+    for project in (True, False):
+        head = copy.deepcopy(model.classifier).double().train()
+        head.balancer.project = project
+        hidden = states.clone().requires_grad_(True)
+        logits = head(hidden, torch.ones(4, 5))
+        multi_group_loss(logits, labels, model.config)[0].backward()
+        grads[project] = hidden.grad.flatten(1)
+    for text in (1, 2):  # one group each: the same direction as without projection
+        cosine = F.cosine_similarity(grads[True][text], grads[False][text], dim=0)
+        assert abs(float(cosine) - 1.0) < 1e-9, (pooling, text, float(cosine))
+    assert torch.equal(grads[True][3], torch.zeros_like(grads[True][3]))
 
 
 def test_a_whole_model_trains_with_the_projected_gradients(tmp_path):

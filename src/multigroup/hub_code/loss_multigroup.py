@@ -162,22 +162,25 @@ def multi_group_loss(
     return total, group_losses
 
 
-def project_conflicts(grads: torch.Tensor) -> torch.Tensor:
+def project_conflicts(grads: torch.Tensor, text_dim: int = 1) -> torch.Tensor:
     """Each group's gradient without its conflicts, text by text (PCGrad, Yu et al. 2020, on each text's shared
     features): for each other group j in turn, where group i's gradient (as projected so far) points against j's
     (a negative inner product), i loses its component along j's. In turn, not all at once: groups that are one
     annotation at several grains point alike, and removing each one's share at once would remove the same
-    component several times. `grads` (groups, rows, ...); a group without a gradient (zeros) takes and gives
-    nothing. Costs groups^2 x rows x features per step.
+    component several times. The groups are taken in their order, not in a random one as in the paper.
+    `grads` (groups, ...), the texts along `text_dim`; a group without a gradient for a text (zeros: the text
+    lacks its labels) takes and gives nothing there. Costs groups^2 x the size of one group's gradient per step.
     """
-    rows = grads.to(torch.promote_types(grads.dtype, torch.float32)).flatten(2).transpose(0, 1)  # (rows, groups, .)
-    squared = (rows * rows).sum(-1).clamp(min=1e-30)  # (rows, groups)
+    moved = grads.movedim(text_dim, 1)
+    rows = moved.to(torch.promote_types(grads.dtype, torch.float32)).flatten(2).transpose(0, 1)  # (texts, groups, .)
+    squared = (rows * rows).sum(-1)  # (texts, groups)
     others = 1.0 - torch.eye(rows.shape[1], dtype=rows.dtype, device=rows.device)  # never a group against itself
     out = rows
     for j in range(rows.shape[1]):
         dots = (out @ rows[:, j].unsqueeze(-1)).squeeze(-1) * others[j]  # (rows, groups): each one against j's
-        out = out - (dots.clamp(max=0) / squared[:, j : j + 1]).unsqueeze(-1) * rows[:, j].unsqueeze(1)
-    return out.transpose(0, 1).reshape(grads.shape).to(grads.dtype)
+        along = torch.where(squared[:, j : j + 1] > 0, dots.clamp(max=0) / squared[:, j : j + 1], 0.0)
+        out = out - along.unsqueeze(-1) * rows[:, j].unsqueeze(1)
+    return out.transpose(0, 1).reshape(moved.shape).movedim(1, text_dim).to(grads.dtype)
 
 
 class _Balance(torch.autograd.Function):
@@ -185,13 +188,13 @@ class _Balance(torch.autograd.Function):
     before the sum (`GradientBalancer.combine`)."""
 
     @staticmethod
-    def forward(ctx, features, balancer):
-        ctx.balancer = balancer
+    def forward(ctx, features, balancer, text_dim):
+        ctx.balancer, ctx.text_dim = balancer, text_dim
         return features.unsqueeze(0).expand(len(balancer.shares), *features.shape)
 
     @staticmethod
     def backward(ctx, grads):
-        return ctx.balancer.combine(grads), None
+        return ctx.balancer.combine(grads, ctx.text_dim + 1), None, None
 
 
 class GradientBalancer(nn.Module):
@@ -213,11 +216,12 @@ class GradientBalancer(nn.Module):
         self.register_buffer("norms", torch.zeros(len(weights)))  # saved, so resumed training continues alike
 
     @torch.no_grad()
-    def combine(self, grads: torch.Tensor) -> torch.Tensor:
-        """The gradient into the shared features from each group's own, `grads` (groups, ...): each rescaled to its
-        share of the running norms (which this updates), then summed."""
+    def combine(self, grads: torch.Tensor, text_dim: int = 1) -> torch.Tensor:
+        """The gradient into the shared features from each group's own, `grads` (groups, ...; the texts along
+        `text_dim`): each without its conflicts if `project`, rescaled to its share of the running norms (which
+        this updates), then summed."""
         if self.project:
-            grads = project_conflicts(grads)
+            grads = project_conflicts(grads, text_dim)
         norms, momentum = self.norms, self.momentum
         current = torch.linalg.vector_norm(grads.float(), dim=tuple(range(1, grads.dim())))
         seen = (current > 0) & torch.isfinite(current)  # a group missing from the batch sends no gradient
@@ -230,11 +234,12 @@ class GradientBalancer(nn.Module):
         factors = torch.where(seen, shares * total / norms.clamp(min=1e-30), torch.ones_like(norms))
         return torch.tensordot(factors.to(grads.dtype), grads, dims=1)
 
-    def expand(self, features: torch.Tensor) -> torch.Tensor:
-        """(...) -> (groups, ...): every group's copy of the features, balanced in training."""
+    def expand(self, features: torch.Tensor, text_dim: int = 0) -> torch.Tensor:
+        """(...) -> (groups, ...): every group's copy of the features (the texts along `text_dim`), balanced in
+        training."""
         if not (self.training and features.requires_grad):
             return features.unsqueeze(0).expand(len(self.shares), *features.shape)
-        return _Balance.apply(features, self)
+        return _Balance.apply(features, self, text_dim)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not (self.training and features.requires_grad):
