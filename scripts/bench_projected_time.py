@@ -2,8 +2,9 @@
 
     python scripts/bench_projected_time.py --data-dir ../shared/data/semeval16_absa_laptops_en
 
-Each arm is `multigroup train` as a user types it (MiniLM, the quality benchmark's groups, batch 8, 1 epoch, seed
-0), in its own process, interleaved after a warm-up round, REPEATS times; prints the median of `train_runtime`
+Each arm is `multigroup train` as a user types it (MiniLM, the quality benchmark's groups and batch size, 1 epoch,
+seed 0), in its own process, interleaved after a warm-up round, REPEATS times, each round starting with the other
+arm; prints the median of `train_runtime`
 (the Trainer's own timing, from the log) per arm and their ratio. Run it alone: other work on the machine moves it.
 Writes scripts/results/projected/train_time_DATA.{json,md}.
 """
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from _harness import RESULTS, interleaved, machine, write_results
-from bench_quality import spec_from_data, train_with_the_cli
+from bench_quality import BATCH_SIZE, spec_from_data, train_with_the_cli
 
 ARMS = ("balanced", "projected")
 EPOCHS = 1
@@ -36,12 +37,14 @@ def main() -> None:
             extra = ["--loss-weighting", weighting]
             return lambda: train_with_the_cli(groups, data_dir, EPOCHS, 0, Path(work) / weighting, extra)
 
-        seconds = interleaved({name: arm(name) for name in ARMS}, REPEATS, measure=lambda run: run())
+        seconds = interleaved({name: arm(name) for name in ARMS}, REPEATS, rotate=True, measure=lambda run: run())
+    if any(value != value for values in seconds.values() for value in values):  # NaN: no train_runtime logged
+        raise SystemExit(f"a run logged no train_runtime: {seconds}")
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["projected"] / medians["balanced"]
     results = {"data": str(data_dir), "epochs": EPOCHS, "repeats": REPEATS, "seconds": seconds, "median": medians,
                "ratio": ratio, "machine": machine()}  # fmt: skip
-    lines = [f"`multigroup train` on `{data_dir.name}`, {EPOCHS} epoch, batch 8, train_runtime in s (median of "
+    lines = [f"`multigroup train` on `{data_dir.name}`, {EPOCHS} epoch, batch {BATCH_SIZE}, train_runtime in s (median of "
              f"{REPEATS}, interleaved)", "", "| loss weighting | seconds | each run |", "|---|---|---|"]  # fmt: skip
     for name in ARMS:
         lines.append(f"| {name} | {medians[name]:.1f} | {', '.join(f'{s:.1f}' for s in seconds[name])} |")

@@ -243,7 +243,8 @@ def write_cache_results(kind: str, args: argparse.Namespace, table: dict, lines:
 
     data_dir = Path(args.data_dir)
     suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
-    folder = RESULTS if Path(args.cache_dir) == Path(CACHE_DIR) else RESULTS / Path(args.cache_dir).name
+    own = Path(args.cache_dir).resolve() == Path(CACHE_DIR).resolve()
+    folder = RESULTS if own else RESULTS / Path(args.cache_dir).resolve().name
     output = folder / f"{kind}_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
     kept = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds}
     write_results(str(output), {**kept, **settings, "table": table}, "\n".join(lines))

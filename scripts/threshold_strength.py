@@ -11,10 +11,9 @@ files are never read. `multigroup.thresholds.STRENGTH` is the strength with the 
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-from bench_quality import CACHE_DIR
+from bench_quality import CACHE_DIR, cache_folder, gold, spec_from_data
 
 STRENGTHS = [0, 2, 5, 10, 20, 40, 80, 1e9]  # 0: per-label thresholds; 1e9: one per group
 SPLITS = 20
@@ -34,15 +33,12 @@ def main() -> None:
     from multigroup.metrics import compute_metrics
     from multigroup.thresholds import choose_thresholds
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_quality import gold, spec_from_data
-
     scores = {strength: [] for strength in STRENGTHS}
     for data_dir in map(Path, args.data_dir):
         groups = spec_from_data(load_table(data_dir / "train.jsonl"))
         labels, _ = gold(MultiGroupConfig(groups=groups), load_table(data_dir / "validation.jsonl"))
         multilabel = [g["name"] for g in groups if g["type"] == "multilabel"]
-        for path in sorted((Path(args.cache_dir) / f"{data_dir.name}-b{args.batch_size}").glob("joint-*.npz")):
+        for path in sorted(cache_folder(args.cache_dir, data_dir, args.batch_size).glob("joint-*.npz")):
             logits = np.load(path)["validation"]
             rng = np.random.default_rng(0)
             for _ in range(SPLITS):
