@@ -53,11 +53,8 @@ def register(parser) -> None:
     )  # fmt: skip
     parser.add_argument("--output-dir", required=True, help="where the model, its tokenizer and card are saved")
     parser.add_argument(
-        "--loss-weighting", choices=["balanced", "projected", "fixed", "normalized", "uncertainty"],
-        default="balanced",
-        help="balanced (default): every group pulls on the shared encoder alike, times its --weight; projected: "
-        "the same, and where two groups' gradients for a text conflict, each first loses its part along the other's "
-        "(PCGrad)",
+        "--loss-weighting", choices=["balanced", "fixed", "normalized", "uncertainty"], default="balanced",
+        help="balanced (default): every group pulls on the shared encoder alike, times its --weight",
     )  # fmt: skip
     parser.add_argument("--class-weights", action="store_true", help="weight rare labels up (from train frequencies)")
     add_threshold_rule_argument(parser)

@@ -18,7 +18,7 @@ from .relations_multigroup import normalize_relations
 from .spec_multigroup import MISSING, UnknownLabelError, encode_row, is_number, normalize_group
 from .versions_multigroup import PretrainedConfig  # checks the transformers version before any import can fail
 
-LOSS_WEIGHTINGS = ("balanced", "projected", "fixed", "normalized", "uncertainty")
+LOSS_WEIGHTINGS = ("balanced", "fixed", "normalized", "uncertainty")
 POOLINGS = ("cls", "mean", "attention")
 # Up to this many groups, a dense layer per group by default; beyond, one shared by every group (hundreds of
 # `hidden_size`-squared layers would outweigh the encoder: 59M parameters at 400 groups on a 384-wide encoder).
@@ -51,10 +51,8 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         loss_weighting (`str`, *optional*, defaults to `"balanced"`):
             `"balanced"`: during training each group's gradient into the shared layers is rescaled to the same
             running norm times its `weight` share, so no group starves another whatever its loss's scale (the loss
-            itself is `sum(weight * loss / loss_scale)`). `"projected"`: as `"balanced"`, and where two groups'
-            gradients for a text point against each other, each first loses its component along the other's
-            (PCGrad, Yu et al. 2020, on each text's shared features). `"fixed"`: `sum(weight * loss)`.
-            `"normalized"`: each group's loss is divided by its `loss_scale` (the loss of an uninformed prediction, see
+            itself is `sum(weight * loss / loss_scale)`). `"fixed"`: `sum(weight * loss)`. `"normalized"`: each
+            group's loss is divided by its `loss_scale` (the loss of an uninformed prediction, see
             `multigroup.training.fit_loss_scales`). `"uncertainty"`: learned per-group log-variances (Kendall et al.,
             2018), saved with the model.
         pooling (`str`, *optional*, defaults to `"cls"`):

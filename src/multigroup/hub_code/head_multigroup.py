@@ -116,9 +116,8 @@ class MultiGroupHead(nn.Module):
         if self.pooling == "attention":  # a query per group over the tokens; at 0 every token weighs alike: the mean
             self.queries = nn.Parameter(torch.zeros(self.num_groups, config.hidden_size))
         self.config = config  # the model's own: priors set after the head was built reach it through the layout
-        if config.loss_weighting in ("balanced", "projected"):
-            weights = [group["weight"] for group in config.groups]
-            self.balancer = GradientBalancer(weights, project=config.loss_weighting == "projected")
+        if config.loss_weighting == "balanced":
+            self.balancer = GradientBalancer([group["weight"] for group in config.groups])
         if config.loss_weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(config.groups)))
 
@@ -140,20 +139,20 @@ class MultiGroupHead(nn.Module):
             return logits
         return logits + layout.on(logits.device, logits.dtype)["offset"]
 
-    def _own_copies(self, x: torch.Tensor, text_dim: int) -> torch.Tensor:
-        """In a balanced training step, each group's own copy of `x` (groups, ...; the texts along `text_dim` of
-        `x`), so that its gradient into the shared features is kept apart (`GradientBalancer`); otherwise `x`."""
+    def _own_copies(self, x: torch.Tensor) -> torch.Tensor:
+        """In a balanced training step, each group's own copy of `x` (groups, ...), so that its gradient into the
+        shared features is kept apart (`GradientBalancer`); otherwise `x` itself."""
         balancer = getattr(self, "balancer", None)
         if balancer is not None and balancer.training and torch.is_grad_enabled() and x.requires_grad:
             balancer.shares = self.layout.shares  # relations set after the head was built count too
-            return balancer.expand(x, text_dim)
+            return balancer.expand(x)
         return x
 
     def _attend(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(batch, sequence, hidden) -> each group's own weighted mean of the tokens (groups, hidden, batch): its
         query's softmax over the text's tokens. Balanced in training: each group reads its own copy of the tokens,
         so a step holds groups x batch x sequence x hidden of their gradient."""
-        tokens = self._own_copies(hidden_states, 0)
+        tokens = self._own_copies(hidden_states)
         spec = "gbth,gh->gbt" if tokens.dim() == 4 else "bth,gh->gbt"
         scores = _TimesValue.apply(
             torch.einsum(spec, _TimesGradient.apply(tokens, self.multiplier), self.queries), self.multiplier
@@ -171,7 +170,7 @@ class MultiGroupHead(nn.Module):
         weight, bias = self.hidden.weight, self.hidden.bias
         if not self.per_group_dense:
             return multiplied(weight, bias, x, self.multiplier)
-        x = self._own_copies(x.t(), 1) if x.dim() == 2 else x  # each group's own features already (attention pooling)
+        x = self._own_copies(x.t()) if x.dim() == 2 else x  # each group's own features already (attention pooling)
         if x.dim() == 2:  # one matmul for every group; as `nn.Linear` runs it, whose results do not depend on where
             # the weights lie in memory (a save and load gives the same logits bit for bit)
             dense = multiplied(weight, bias, x.t(), self.multiplier)
@@ -183,7 +182,7 @@ class MultiGroupHead(nn.Module):
         """The dense features -> the logits (batch, columns): shared features (batch, hidden) through `out` at
         once, or each group's (groups, hidden, batch) through its own rows of `out` (padded to the widest group)."""
         if not self.per_group_dense:
-            x = self._own_copies(x.t(), 1)
+            x = self._own_copies(x.t())
             if x.dim() == 2:
                 return multiplied(self.out.weight, self.out.bias, x.t(), self.multiplier)
         padded, layout = layout.padded, layout.on(x.device, x.dtype)

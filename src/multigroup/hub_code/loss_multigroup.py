@@ -162,39 +162,18 @@ def multi_group_loss(
     return total, group_losses
 
 
-def project_conflicts(grads: torch.Tensor, text_dim: int = 1) -> torch.Tensor:
-    """Each group's gradient without its conflicts, text by text (PCGrad, Yu et al. 2020, on each text's shared
-    features): for each other group j in turn, where group i's gradient (as projected so far) points against j's
-    (a negative inner product), i loses its component along j's. In turn, not all at once: groups that are one
-    annotation at several grains point alike, and removing each one's share at once would remove the same
-    component several times. The groups are taken in their order, not in a random one as in the paper.
-    `grads` (groups, ...), the texts along `text_dim`; a group without a gradient for a text (zeros: the text
-    lacks its labels) takes and gives nothing there. Costs groups^2 x the size of one group's gradient per step.
-    """
-    moved = grads.movedim(text_dim, 1)
-    rows = moved.to(torch.promote_types(grads.dtype, torch.float32)).flatten(2).transpose(0, 1)  # (texts, groups, .)
-    squared = (rows * rows).sum(-1)  # (texts, groups)
-    others = 1.0 - torch.eye(rows.shape[1], dtype=rows.dtype, device=rows.device)  # never a group against itself
-    out = rows
-    for j in range(rows.shape[1]):
-        dots = (out @ rows[:, j].unsqueeze(-1)).squeeze(-1) * others[j]  # (rows, groups): each one against j's
-        along = torch.where(squared[:, j : j + 1] > 0, dots.clamp(max=0) / squared[:, j : j + 1], 0.0)
-        out = out - along.unsqueeze(-1) * rows[:, j].unsqueeze(1)
-    return out.transpose(0, 1).reshape(moved.shape).movedim(1, text_dim).to(grads.dtype)
-
-
 class _Balance(torch.autograd.Function):
     """Identity into one copy of the features per group, (groups, ...); backward rescales each group's gradient
     before the sum (`GradientBalancer.combine`)."""
 
     @staticmethod
-    def forward(ctx, features, balancer, text_dim):
-        ctx.balancer, ctx.text_dim = balancer, text_dim
+    def forward(ctx, features, balancer):
+        ctx.balancer = balancer
         return features.unsqueeze(0).expand(len(balancer.shares), *features.shape)
 
     @staticmethod
     def backward(ctx, grads):
-        return ctx.balancer.combine(grads, ctx.text_dim + 1), None, None
+        return ctx.balancer.combine(grads), None
 
 
 class GradientBalancer(nn.Module):
@@ -204,24 +183,19 @@ class GradientBalancer(nn.Module):
     so that its running norm is the group's share of the running total. A large multilabel group (whose loss is a
     mean over many columns) and a small easy group then pull on the encoder alike, whatever their losses' scales,
     with no extra backward pass. Only training steps are affected; the forward function never changes.
-    `project`: first take each group's conflicts with the others out of its gradient (`project_conflicts`).
     """
 
-    def __init__(self, weights: list[float], momentum: float = 0.9, project: bool = False):
+    def __init__(self, weights: list[float], momentum: float = 0.9):
         super().__init__()
-        self.project = project
         total = sum(weights) or 1.0
         self.shares = tuple(weight / total for weight in weights)  # the head sets its layout's (`balance_weights`)
         self.momentum = momentum
         self.register_buffer("norms", torch.zeros(len(weights)))  # saved, so resumed training continues alike
 
     @torch.no_grad()
-    def combine(self, grads: torch.Tensor, text_dim: int = 1) -> torch.Tensor:
-        """The gradient into the shared features from each group's own, `grads` (groups, ...; the texts along
-        `text_dim`): each without its conflicts if `project`, rescaled to its share of the running norms (which
-        this updates), then summed."""
-        if self.project:
-            grads = project_conflicts(grads, text_dim)
+    def combine(self, grads: torch.Tensor) -> torch.Tensor:
+        """The gradient into the shared features from each group's own, `grads` (groups, ...): each rescaled to its
+        share of the running norms (which this updates), then summed."""
         norms, momentum = self.norms, self.momentum
         current = torch.linalg.vector_norm(grads.float(), dim=tuple(range(1, grads.dim())))
         seen = (current > 0) & torch.isfinite(current)  # a group missing from the batch sends no gradient
@@ -234,12 +208,11 @@ class GradientBalancer(nn.Module):
         factors = torch.where(seen, shares * total / norms.clamp(min=1e-30), torch.ones_like(norms))
         return torch.tensordot(factors.to(grads.dtype), grads, dims=1)
 
-    def expand(self, features: torch.Tensor, text_dim: int = 0) -> torch.Tensor:
-        """(...) -> (groups, ...): every group's copy of the features (the texts along `text_dim`), balanced in
-        training."""
+    def expand(self, features: torch.Tensor) -> torch.Tensor:
+        """(...) -> (groups, ...): every group's copy of the features, balanced in training."""
         if not (self.training and features.requires_grad):
             return features.unsqueeze(0).expand(len(self.shares), *features.shape)
-        return _Balance.apply(features, self, text_dim)
+        return _Balance.apply(features, self)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not (self.training and features.requires_grad):
