@@ -222,6 +222,11 @@ def model_paths(arm: str, groups: list[dict], cache: Path, epochs: float, seed: 
     return [cache / f"{model_name(arm, epochs, seed, i)}.npz" for i in range(count)]
 
 
+def batch_suffix(batch_size: int) -> str:
+    """How a results file names a batch size other than the benchmark's own 8: `_batch<N>`."""
+    return "" if batch_size == 8 else f"_batch{batch_size}"
+
+
 def cache_folder(cache_dir, data_dir: Path, batch_size: int) -> Path:
     return Path(cache_dir) / f"{data_dir.name}-b{batch_size}"
 
@@ -242,10 +247,9 @@ def write_cache_results(kind: str, args: argparse.Namespace, table: dict, lines:
     from _harness import write_results
 
     data_dir = Path(args.data_dir)
-    suffix = "" if args.batch_size == 8 else f"_batch{args.batch_size}"
     own = Path(args.cache_dir).resolve() == Path(CACHE_DIR).resolve()
     folder = RESULTS if own else RESULTS / Path(args.cache_dir).resolve().name
-    output = folder / f"{kind}_{data_dir.name}_e{args.epochs:g}{suffix}".replace(".", "_")
+    output = folder / f"{kind}_{data_dir.name}_e{args.epochs:g}{batch_suffix(args.batch_size)}".replace(".", "_")
     kept = {"data": str(data_dir), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds}
     write_results(str(output), {**kept, **settings, "table": table}, "\n".join(lines))
 
@@ -402,8 +406,7 @@ def main() -> None:
     groups = spec_from_data(data["train"])
     cache = cache_folder(args.cache_dir, data_dir, BATCH_SIZE)
     cache.mkdir(parents=True, exist_ok=True)
-    suffix = "" if BATCH_SIZE == 8 else f"_batch{BATCH_SIZE}"
-    output = Path(args.output) if args.output else RESULTS / f"bench_quality_{data_dir.name}{suffix}"
+    output = Path(args.output) if args.output else RESULTS / f"bench_quality_{data_dir.name}{batch_suffix(BATCH_SIZE)}"
     earlier = json.loads(output.with_suffix(".json").read_text()) if output.with_suffix(".json").exists() else {}
     table = earlier.get("table", {})  # rows of other arms and budgets are kept
     start = time.perf_counter()

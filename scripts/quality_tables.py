@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench_quality import RESULTS, budgets
+from bench_quality import RESULTS, batch_suffix, budgets
 
 DATASETS = ["semeval16_absa_rest_en", "semeval16_absa_laptops_en"]
 MAIN_ROWS = [(arm, "model's own") for arm in ("plain", "joint", "single", "distill")]
@@ -103,7 +103,7 @@ def recipe_gaps(path: str) -> None:
     joint model's target)."""
     recipe = json.loads(Path(path).read_text())
     name = Path(recipe["data"]).name
-    suffix = "" if recipe["knobs"].get("batch_size", 8) == 8 else f"_batch{recipe['knobs']['batch_size']}"
+    suffix = batch_suffix(recipe["knobs"].get("batch_size", 8))  # results from before the knob: batch 8
     product = json.loads((RESULTS / f"bench_quality_{name}{suffix}.json").read_text())
     for epochs, table in recipe["table"].items():
         for key, entry in table.items():
