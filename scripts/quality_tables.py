@@ -9,8 +9,8 @@ distill against one model per group, plain against joint); the threshold rules o
 runs, when their results exist.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from bench_quality import RESULTS, batch_suffix, budgets
@@ -117,9 +117,14 @@ def recipe_gaps(path: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:  # python scripts/quality_tables.py RECIPE_RESULTS.json ...
-        for path in sys.argv[1:]:
-            recipe_gaps(path)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipes", nargs="*", help="a recipe's results (bench_quality.py --output): its gaps only")
+    args = parser.parse_args()
+    for path in args.recipes:
+        if not Path(path).is_file():
+            parser.error(f"no results file {path}: give the .json that `bench_quality.py --output PATH` wrote")
+        recipe_gaps(path)
+    if args.recipes:
         return
     for name in DATASETS:
         path = RESULTS / f"bench_quality_{name}.json"
