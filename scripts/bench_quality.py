@@ -24,8 +24,9 @@ all on MiniLM, the same epochs, batch size (8, TrainingArguments' default and `m
 Each trained model is also scored with every threshold rule (`multigroup.thresholds.RULES`), tuned on validation.
 Scoring follows the official SemEval scorer: a gold label the model has no column for (seen only in test) counts
 as a miss. Logits are cached under --cache-dir: a rerun scores them again without training (--retrain forces it).
-Results: scripts/results/bench_quality_<data folder>[_batch<N>].{json,md}; earlier rows of other arms, budgets or
-seeds are kept. `scripts/quality_tables.py` renders the README's tables from them.
+Results: scripts/results/bench_quality_<data folder>[_batch<N>].{json,md}; rows of other arms and budgets are kept, and
+a row that is run again holds the seeds of this run only (name every seed it should hold: cached models are scored
+again, not retrained). `scripts/quality_tables.py` renders the README's tables from them.
 """
 
 import argparse
@@ -413,6 +414,10 @@ def main() -> None:
     for epochs in args.epochs:
         rows = table.setdefault(f"{epochs:g}", {})
         for arm in args.arms:
+            dropped = sorted(set(rows.get(f"{arm}/model's own", {}).get("seeds", [])) - set(args.seeds))
+            if dropped:
+                print(f"{epochs:g} epochs, {arm}: the row now holds seeds {args.seeds}, no longer {dropped} (name them "
+                      "to keep them: their cached models are scored again)", flush=True)  # fmt: skip
             runs, seconds = {}, []
             for seed in args.seeds:
                 models, took = arm_logits(arm, groups, data, data_dir, epochs, seed, cache, train=args.retrain)
