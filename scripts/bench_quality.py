@@ -1,7 +1,7 @@
 """Quality benchmark: one joint model against one model per group, on any folder of train/validation/test.jsonl.
 
-    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_rest_en --epochs 2 5 --seeds 0 1
-    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 5 --seeds 0 1
+    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_rest_en --epochs 2 5 --seeds 0 1 2 3
+    python scripts/bench_quality.py --data-dir ../shared/data/semeval16_absa_laptops_en --epochs 2 5 --seeds 0 1 2 3
 
 Groups come from the data: a string column is a multiclass group, a list column a multilabel group. Training arms,
 all on MiniLM, the same epochs, batch size (8, TrainingArguments' default and `multigroup train`'s) and seed:
@@ -414,7 +414,9 @@ def main() -> None:
     for epochs in args.epochs:
         rows = table.setdefault(f"{epochs:g}", {})
         for arm in args.arms:
-            dropped = sorted(set(rows.get(f"{arm}/model's own", {}).get("seeds", [])) - set(args.seeds))
+            dropped = sorted(
+                set(rows.get(f"{arm}/model's own", {}).get("seeds", earlier.get("seeds", []))) - set(args.seeds)
+            )
             if dropped:
                 print(f"{epochs:g} epochs, {arm}: the row now holds seeds {args.seeds}, no longer {dropped} (name them "
                       "to keep them: their cached models are scored again)", flush=True)  # fmt: skip

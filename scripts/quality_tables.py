@@ -104,7 +104,12 @@ def recipe_gaps(path: str) -> None:
     recipe = json.loads(Path(path).read_text())
     name = Path(recipe["data"]).name
     suffix = batch_suffix(recipe["knobs"].get("batch_size", 8))  # results from before the knob: batch 8
-    product = json.loads((RESULTS / f"bench_quality_{name}{suffix}.json").read_text())
+    product_path = RESULTS / f"bench_quality_{name}{suffix}.json"
+    if not product_path.is_file():
+        raise SystemExit(
+            f"{path}: no product results to compare with ({product_path}); run bench_quality.py on {name}"
+        )
+    product = json.loads(product_path.read_text())
     for epochs, table in recipe["table"].items():
         for key, entry in table.items():
             if key.endswith("/model's own") and epochs in product["table"]:
@@ -123,6 +128,7 @@ def main() -> None:
     for path in args.recipes:
         if not Path(path).is_file():
             parser.error(f"no results file {path}: give the .json that `bench_quality.py --output PATH` wrote")
+    for path in args.recipes:
         recipe_gaps(path)
     if args.recipes:
         return
