@@ -414,9 +414,8 @@ def main() -> None:
     for epochs in args.epochs:
         rows = table.setdefault(f"{epochs:g}", {})
         for arm in args.arms:
-            dropped = sorted(
-                set(rows.get(f"{arm}/model's own", {}).get("seeds", earlier.get("seeds", []))) - set(args.seeds)
-            )
+            before = rows.get(f"{arm}/model's own", {}).get("seeds", earlier.get("seeds", []))
+            dropped = sorted(set(before) - set(args.seeds))
             if dropped:
                 print(f"{epochs:g} epochs, {arm}: the row now holds seeds {args.seeds}, no longer {dropped} (name them "
                       "to keep them: their cached models are scored again)", flush=True)  # fmt: skip

@@ -128,9 +128,9 @@ def main() -> None:
     for path in args.recipes:
         if not Path(path).is_file():
             parser.error(f"no results file {path}: give the .json that `bench_quality.py --output PATH` wrote")
-    for path in args.recipes:
-        recipe_gaps(path)
     if args.recipes:
+        for path in args.recipes:
+            recipe_gaps(path)
         return
     for name in DATASETS:
         path = RESULTS / f"bench_quality_{name}.json"
