@@ -115,6 +115,17 @@ def test_train_prints_the_settings_it_uses_at_the_start(encoder_dir, tmp_path, c
     assert training["validation_file"] is None and training["thresholds"] is None
 
 
+def test_train_group_top_layer_gives_each_group_a_copy_and_records_it(encoder_dir, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    args = ["train", "--train-file", data, "--multiclass", "score", "--multilabel", "topics", "--model",
+            str(encoder_dir), "--output-dir", str(tmp_path / "m"), "--max_steps", "1", "--disable_tqdm", "true",
+            "--group-top-layer"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["training"]["group_top_layer"] is True
+    model = AutoModelForMultiGroupClassification.from_pretrained(tmp_path / "m")
+    assert model.config.group_top_layer and len(model.base_model.encoder.layer[-1].group_copies) == 1
+
+
 def test_evaluate_writes_metrics_and_plots(trained, capsys):
     work, output = trained
     code = main(

@@ -84,11 +84,14 @@ def test_a_left_padding_tokenizer_gets_the_eager_logits(exported, tmp_path):
     np.testing.assert_allclose(runner.run(batch), eager, atol=1e-4)
 
 
-@pytest.mark.parametrize("family, pooling", [(family, "cls") for family in FAMILIES] + [("bert", "attention")])
-def test_every_family_exports_the_eager_logits(family, pooling, tmp_path):
+@pytest.mark.parametrize(
+    "family, pooling, top",
+    [(family, "cls", False) for family in FAMILIES] + [("bert", "attention", False), ("modernbert", "mean", True)],
+)
+def test_every_family_exports_the_eager_logits(family, pooling, top, tmp_path):
     from multigroup.onnx import export_onnx
 
-    model, tokenizer = tiny_model(GROUPS[:2], family, pooling=pooling), tokenizer_for(family)
+    model, tokenizer = tiny_model(GROUPS[:2], family, pooling=pooling, group_top_layer=top), tokenizer_for(family)
     if pooling == "attention":  # queries away from 0, so that the export must weigh the tokens as eager does
         with torch.no_grad():
             model.classifier.queries.normal_(std=1 / (60 * 32**0.5), generator=torch.Generator().manual_seed(0))

@@ -78,6 +78,11 @@ def register(parser) -> None:
         "1_Pooling/config.json), else cls",
     )  # fmt: skip
     parser.add_argument(
+        "--group-top-layer", action="store_true",
+        help="give each group its own copy of the encoder's top layer (opt-in: the layer runs once per group; the "
+        "README's quality benchmark has what it changed); default: the checkpoint's own (off for a new head)",
+    )  # fmt: skip
+    parser.add_argument(
         "--head-learning-rate", type=float, default=None,
         help="learning rate of the head; default: 60 times --learning_rate for a new head (6e-3), a saved model's "
         "head_multiplier times it for its own",
@@ -169,6 +174,8 @@ def run(args, extra: list[str]) -> int:
     train_table = load_table(args.train_file)
     groups = _groups(args, train_table)
     options = {"pooling": args.pooling} if args.pooling else {}
+    if args.group_top_layer:
+        options["group_top_layer"] = True
     set_seed(training_args.seed)  # the new head's initial weights too: the same --seed trains the same model
     with reading_model(args.model, fix=ENCODER):
         if not MultiGroupConfig.is_saved(MultiGroupConfig.get_config_dict(args.model)[0]):  # a saved head: its own
@@ -217,7 +224,8 @@ def run(args, extra: list[str]) -> int:
     training = {
         "encoder": args.model, "train_file": args.train_file, "validation_file": args.validation_file,
         **settings, "head_learning_rate": head_rate,
-        "max_length": args.max_length, "pooling": config.pooling, "loss_weighting": config.loss_weighting,
+        "max_length": args.max_length, "pooling": config.pooling, "group_top_layer": config.group_top_layer,
+        "loss_weighting": config.loss_weighting,
         "class_weights": args.class_weights, "thresholds": rule if args.validation_file else None,
         "calibrated": bool(args.calibrate and args.validation_file), "relations": args.relations,
         "teachers": [shown_path(folder) for folder in args.teachers] or None, "multigroup": version("multigroup"),

@@ -82,6 +82,11 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             where `relations` is `None` (not given), the relations that hold on every training row. Turned off
             once priors are set, or by the first training step. Configs saved before this field existed load with
             False.
+        group_top_layer (`bool`, *optional*, defaults to `False`):
+            Each group gets its own copy of the encoder's top layer (starting as the checkpoint's), so the groups
+            share every layer but the last: more room for each group, at the cost of running that layer once per
+            group (a 6-layer encoder with 4 groups does the work of 9 layers). Needs `per_group_dense`. Opt-in: see
+            the README's quality benchmark for what it changed on SemEval-2016.
         relations (`list[dict]`, *optional*):
             What the groups' labels say about each other, kept by the one decode so that no prediction contradicts
             them: `{"if": "aspects:BATTERY#QUALITY", "then": ["entities:BATTERY", "attributes:QUALITY"]}` (a
@@ -133,6 +138,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         per_group_dense: bool | None = None,
         fit_priors: bool = True,
         relations: list[dict] | None = None,
+        group_top_layer: bool = False,
         **kwargs,
     ):
         if encoder_type not in CONFIG_MAPPING:
@@ -159,7 +165,7 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         )
         self.groups, self.encoder_type, self.loss_weighting = groups, encoder_type, loss_weighting
         self.pooling, self.head_multiplier, self.per_group_dense = pooling, head_multiplier, per_group_dense
-        self.fit_priors, self.relations = fit_priors, relations
+        self.fit_priors, self.relations, self.group_top_layer = fit_priors, relations, group_top_layer
         super().__init__(**kwargs)
         self.validate_groups()
 
@@ -189,8 +195,9 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
         multiplier = self.head_multiplier
         if not is_number(multiplier) or not math.isfinite(multiplier) or multiplier <= 0:
             raise ValueError(f"`head_multiplier` must be a finite number > 0 (1.0 turns it off), got {multiplier!r}.")
-        if not isinstance(self.fit_priors, bool):
-            raise ValueError(f"`fit_priors` must be True or False, got {self.fit_priors!r}.")
+        for name in ("fit_priors", "group_top_layer"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
         if self.groups is None:  # the bare default, or a plain encoder's config read without groups (PEFT does)
             if self.relations:
                 raise ValueError("`relations` name groups: give `groups` too.")
@@ -227,10 +234,11 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             )
         if self.per_group_dense is None:
             self.per_group_dense = len(self.groups) <= PER_GROUP_DENSE_UP_TO
-        if self.pooling == "attention" and not self.per_group_dense:
+        own = "`pooling='attention'`" if self.pooling == "attention" else "`group_top_layer`"
+        if (self.pooling == "attention" or self.group_top_layer) and not self.per_group_dense:
             raise ValueError(
-                "`pooling='attention'` gives each group its own features, read by a dense layer of its own: pass "
-                f"per_group_dense=True (the default up to {PER_GROUP_DENSE_UP_TO} groups), or another pooling."
+                f"{own} gives each group its own features, read by a dense layer of its own: pass "
+                f"per_group_dense=True (the default up to {PER_GROUP_DENSE_UP_TO} groups), or leave it off."
             )
 
     @classmethod

@@ -73,14 +73,17 @@ def multiplied(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor,
 
 
 def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    """(batch, sequence, hidden) -> (batch, hidden): the mean over the text's tokens, or the first token's."""
+    """(..., batch, sequence, hidden) -> (..., batch, hidden): the mean over the text's tokens, or the first
+    token's; a leading groups dimension (each group's own states, `group_top_layer`) is kept."""
     if pooling != "mean":
-        return hidden_states[:, 0]
+        return hidden_states[..., 0, :]
     mask = (
-        torch.ones(hidden_states.shape[:2], device=hidden_states.device) if attention_mask is None else attention_mask
+        torch.ones(hidden_states.shape[-3:-1], device=hidden_states.device)
+        if attention_mask is None
+        else attention_mask
     )
     mask = mask.unsqueeze(-1).to(hidden_states.dtype)
-    return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return (hidden_states * mask).sum(-2) / mask.sum(-2).clamp(min=1e-9)
 
 
 class MultiGroupHead(nn.Module):
@@ -133,6 +136,7 @@ class MultiGroupHead(nn.Module):
             x = self.dropout(self._attend(hidden_states, attention_mask))
         else:
             x = self.dropout(pool(hidden_states, attention_mask, self.pooling))
+            x = x.transpose(1, 2) if x.dim() == 3 else x  # each group's own (group_top_layer): (groups, hidden, batch)
         x = self.dropout(torch.tanh(self._dense(x)))
         logits = self._columns(x, layout)
         if layout.offset is None:  # no priors (models saved before them): the logits as they were, bit for bit
@@ -151,8 +155,9 @@ class MultiGroupHead(nn.Module):
     def _attend(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """(batch, sequence, hidden) -> each group's own weighted mean of the tokens (groups, hidden, batch): its
         query's softmax over the text's tokens. Balanced in training: each group reads its own copy of the tokens,
-        so a step holds groups x batch x sequence x hidden of their gradient."""
-        tokens = self._own_copies(hidden_states)
+        so a step holds groups x batch x sequence x hidden of their gradient. Each group's own token states
+        (groups, batch, sequence, hidden: `group_top_layer`) are read as they are."""
+        tokens = hidden_states if hidden_states.dim() == 4 else self._own_copies(hidden_states)
         spec = "gbth,gh->gbt" if tokens.dim() == 4 else "bth,gh->gbt"
         scores = _TimesValue.apply(
             torch.einsum(spec, _TimesGradient.apply(tokens, self.multiplier), self.queries), self.multiplier

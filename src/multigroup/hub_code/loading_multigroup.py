@@ -72,7 +72,7 @@ def report_loading(model, source, info: dict, saved: bool) -> None:
     )
     if resized:  # only with ignore_mismatched_sizes=True: those weights are new, not the checkpoint's
         logger.warning(f"These weights of {source} had another shape and are randomly initialised: {resized}.")
-    new = [key for key in missing if key.startswith("classifier.")]
+    new = [key for key in missing if key.startswith("classifier.") or ".group_copies." in key]  # the new head's
     missing = [key for key in missing if key not in new]
     if missing:
         logger.warning(f"These weights were not in {source} and are randomly initialised: {', '.join(missing)}.")
@@ -86,5 +86,5 @@ def report_loading(model, source, info: dict, saved: bool) -> None:
     config = model.config
     logger.warning(
         f"New multi-group head for {config.group_names} on the `{config.encoder_type}` encoder of {source} (train it "
-        f"before use){left_out}."
+        f"before use){'; each group has a copy of its top layer' if config.group_top_layer else ''}{left_out}."
     )

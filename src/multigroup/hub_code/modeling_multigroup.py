@@ -35,6 +35,7 @@ from .head_multigroup import MultiGroupHead
 from .loading_multigroup import HUB_KWARGS, LEGACY, LEGACY_KEYS, load_report_hidden, report_loading
 from .loss_multigroup import GradientBalancer, multi_group_loss
 from .pipeline_multigroup import MultiGroupClassificationPipeline
+from .top_layer_multigroup import add_group_copies, start_copies_as_layer, top_layer
 from .versions_multigroup import init, make_portable
 
 
@@ -64,7 +65,8 @@ class MultiGroupClassifierOutput(ModelOutput):
     group_losses (`dict[str, torch.FloatTensor]`, *optional*, returned when `labels` is given):
         Each group's unweighted loss, averaged over the rows of the batch that carry the group (0 when none does).
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-        The encoder's hidden states, one `(batch_size, sequence_length, hidden_size)` tensor per layer.
+        The encoder's hidden states, one `(batch_size, sequence_length, hidden_size)` tensor per layer (with
+        `group_top_layer`, the last one per group: `(num_groups, batch_size, sequence_length, hidden_size)`).
     attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
         The encoder's attention weights, one `(batch_size, num_heads, sequence_length, sequence_length)` per layer.
     """
@@ -91,6 +93,9 @@ class MultiGroupModelMixin:
         options = {"add_pooling_layer": False} if "add_pooling_layer" in _parameters(self._encoder_class) else {}
         setattr(self, self.base_model_prefix, self._encoder_class(config, **options))
         self.classifier = MultiGroupHead(config)
+        if config.group_top_layer:
+            top = top_layer(getattr(self, self.base_model_prefix), config.num_hidden_layers)
+            add_group_copies(top, len(config.groups), self.classifier._own_copies)
         self.post_init()
 
     def forward(
@@ -196,6 +201,11 @@ class MultiGroupModelMixin:
         conversions = getattr(model, "_weight_conversions", None)
         if conversions:
             model._weight_conversions = [c for c in conversions if getattr(c, "source_patterns", None) not in LEGACY]
+        if any(".group_copies." in key for key in info.get("missing_keys") or []):  # new copies: as the checkpoint's
+            start_copies_as_layer(top_layer(model.base_model, model.config.num_hidden_layers))
+        with torch.no_grad():  # weights loaded into unaligned memory make a batched matmul round otherwise: the
+            for param in model.classifier.parameters():  # head's (per-group features) logits then differ by ~1e-8
+                param.data = param.data.clone()
         report_loading(model, pretrained_model_name_or_path, info, saved)
         return (model, info) if wants_info else model
 
