@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
 from helpers import FAMILIES, save_plain, tokenizer_for
@@ -62,6 +62,76 @@ def test_each_group_trains_only_its_own_top_layer():
     assert not moved(own) and not moved(top.group_copies[1].parameters())  # score's (the layer itself), stars'
     assert moved(model.base_model.encoder.layer[0].parameters())  # the shared layers
     assert len(own) == len(list(top.group_copies[0].parameters()))
+    # balanced at the layer's input: the balancer saw the one labelled group's gradient there
+    assert model.classifier.balancer.norms[1] > 0 and model.classifier.balancer.norms[[0, 2]].eq(0).all()
+    assert top.expand is None  # the head's copies are set for a forward only
+
+
+@pytest.mark.filterwarnings("ignore:`gradient_checkpointing_enable` is deprecated:FutureWarning")
+def test_checkpointing_gives_the_same_loss_and_gradients_and_states_count_one_top_layer():
+    inputs = _inputs("bert")
+    model = tiny_model(MIXED_GROUPS, "bert", group_top_layer=True).train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    labels = torch.tensor([model.config.encode_labels({"score": "ok", "topics": ["food"], "stars": 2.0})] * 4)
+    grads = []
+    for checkpointing in (False, True):
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model.zero_grad()
+        output = model(**inputs, labels=labels, output_hidden_states=True)
+        output.loss.backward()
+        grads.append([param.grad.clone() for param in model.parameters() if param.grad is not None])
+        assert len(output.hidden_states) == model.config.num_hidden_layers + 1  # the copies are no extra layers
+        assert output.hidden_states[-1].shape[0] == 3  # each group's states
+    assert len(grads[0]) == len(grads[1])
+    for without, with_ in zip(*grads, strict=True):
+        torch.testing.assert_close(with_, without)
+
+
+def test_a_model_with_copies_pickles_and_copies_alike():
+    import copy
+    import pickle
+
+    model = tiny_model(MIXED_GROUPS, "bert", group_top_layer=True)
+    inputs = _inputs("bert")
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        for again in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            top = again.base_model.encoder.layer[-1]
+            assert type(top) is type(model.base_model.encoder.layer[-1]) and len(top.group_copies) == 2
+            assert torch.equal(again(**inputs).logits, expected)
+            assert again.__dict__["_group_top"] is top
+    # the copies read the model's config itself, not copies of it (a later change of attention reaches them)
+    configs = {id(module.config) for module in top.modules() if hasattr(module, "config")}
+    assert configs == {id(again.config)}
+
+
+def test_one_group_and_a_layer_that_returns_a_tuple():
+    from multigroup.hub_code.top_layer_multigroup import add_group_copies
+
+    model = tiny_model(MIXED_GROUPS[:1], "bert", group_top_layer=True)
+    with torch.no_grad():
+        assert model.base_model(**_inputs("bert"))[0].shape[0] == 1 and model(**_inputs("bert")).logits.shape[1] == 3
+
+    class WeightsFirst(torch.nn.Module):  # as DistilBERT's layers return under transformers 4
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 4)
+
+        def forward(self, hidden_states, scale=1.0):
+            return hidden_states.sum(-1), self.linear(hidden_states) * scale
+
+    layer = WeightsFirst()
+    add_group_copies(layer, 3, config=None)
+    with torch.no_grad():
+        layer.group_copies[1].linear.weight.add_(1.0)
+        states = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0))
+        weights, stacked = layer(states, scale=2.0)
+        assert torch.equal(weights, states.sum(-1)) and stacked.shape == (3, 2, 5, 4)
+        assert torch.equal(stacked[0], layer.linear(states) * 2.0) and torch.equal(stacked[0], stacked[1])
+        assert torch.equal(stacked[2], layer.group_copies[1].linear(states) * 2.0)
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "attention"])
@@ -108,18 +178,35 @@ def test_a_saved_model_loads_and_predicts_the_same_without_multigroup(options, t
     assert "EQUAL True" in completed.stdout
 
 
+def _own(layer):
+    return {name: value for name, value in layer.state_dict().items() if not name.startswith("group_copies.")}
+
+
 def test_copies_given_to_a_saved_model_without_them_start_as_its_top_layer(tmp_path):
-    tiny_model().save_pretrained(tmp_path)
-    model = AutoModelForMultiGroupClassification.from_pretrained(tmp_path, group_top_layer=True)
+    tiny_model().save_pretrained(tmp_path / "without")
+    model = AutoModelForMultiGroupClassification.from_pretrained(tmp_path / "without", group_top_layer=True)
     top = model.base_model.encoder.layer[-1]
     for copy in top.group_copies:
-        for (name, mine), theirs in zip(top.named_parameters(), copy.parameters(), strict=False):
-            assert torch.equal(mine, theirs), name
+        assert copy.state_dict().keys() == _own(top).keys()
+        assert all(torch.equal(value, _own(top)[name]) for name, value in copy.state_dict().items())
+    # a copy whose weights a saved folder lacks starts as the top layer; the others keep theirs
+    with torch.no_grad():
+        for copy in top.group_copies:
+            for param in copy.parameters():
+                param.add_(1.0)
+    model.save_pretrained(tmp_path / "with")
+    weights = load_file(tmp_path / "with" / "model.safetensors")
+    save_file({key: value for key, value in weights.items() if ".group_copies.0." not in key},
+              tmp_path / "with" / "model.safetensors")  # fmt: skip
+    again = AutoModelForMultiGroupClassification.from_pretrained(tmp_path / "with").base_model.encoder.layer[-1]
+    assert all(torch.equal(value, _own(top)[name]) for name, value in again.group_copies[0].state_dict().items())
+    kept = zip(again.group_copies[1].parameters(), top.group_copies[1].parameters(), strict=True)
+    assert all(torch.equal(loaded, trained) for loaded, trained in kept)
 
 
 def test_the_option_is_checked():
     with pytest.raises(ValueError, match="`group_top_layer` must be True or False"):
         MultiGroupConfig(groups=MIXED_GROUPS, group_top_layer=1)
-    with pytest.raises(ValueError, match="`group_top_layer` gives each group its own features.*per_group_dense=True"):
+    with pytest.raises(ValueError, match="`group_top_layer`: each group has features.*per_group_dense=True"):
         MultiGroupConfig(groups=MIXED_GROUPS, group_top_layer=True, per_group_dense=False)
     assert MultiGroupConfig.from_dict({"model_type": "multigroup", "groups": MIXED_GROUPS}).group_top_layer is False

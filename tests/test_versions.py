@@ -81,6 +81,41 @@ def test_every_family_loads_and_predicts_the_same_under_transformers_4(python, s
     assert sum(not result[family].get("missing") for family in FAMILIES) >= 10
 
 
+TOP_FAMILIES = ["bert", "distilbert", "deberta-v2", "modernbert"]  # tensor, tuple and keyword-argument layers
+
+
+@pytest.mark.skipif(not OLD_PYTHONS, reason="`make old-transformers` makes the transformers 4 environments")
+@pytest.mark.parametrize(
+    "python", OLD_PYTHONS, ids=lambda path: path.parent.parent.name.removeprefix(".venv-transformers-")
+)
+def test_each_groups_top_layer_loads_and_predicts_the_same_under_transformers_4(python, tmp_path):
+    for family in TOP_FAMILIES:
+        save_plain(family, AutoModel, tmp_path / "plain" / family)
+        model = AutoModelForMultiGroupClassification.from_pretrained(
+            tmp_path / "plain" / family, groups=MIXED_GROUPS, group_top_layer=True
+        ).eval()
+        with torch.no_grad():  # each group's copy its own weights, so that a mixed-up copy shows
+            for i, copy in enumerate(model.base_model.get_submodule(_LAYERS[family])[-1].group_copies):
+                for param in copy.parameters():
+                    param.add_(torch.randn(param.shape, generator=torch.Generator().manual_seed(i)) * 0.05)
+        tokenizer = tokenizer_for(family)
+        pipeline("multi-group-classification", model=model, tokenizer=tokenizer).save_pretrained(tmp_path / family)
+        inputs = {k: v for k, v in encode(tokenizer, TEXTS).items() if k != "token_type_ids"}
+        with torch.no_grad():
+            logits = model(**inputs).logits
+        save_file({**inputs, "logits": logits.contiguous()}, tmp_path / family / "reference.safetensors")
+    completed = run_isolated(python, f"TEXTS = {TEXTS!r}\n" + CHECK, tmp_path, *TOP_FAMILIES)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.split("RESULT")[-1])
+    for family in TOP_FAMILIES:
+        assert "error" not in result[family], (family, result[family])
+        assert result[family]["diff"] <= 1e-5, family
+
+
+_LAYERS = {"bert": "encoder.layer", "distilbert": "transformer.layer", "deberta-v2": "encoder.layer",
+           "modernbert": "layers"}  # fmt: skip
+
+
 def test_an_older_transformers_gets_one_message_naming_both_versions(saved, tmp_path):
     root, _ = saved
     package = tmp_path / "remote"

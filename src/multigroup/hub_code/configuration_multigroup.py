@@ -234,11 +234,13 @@ class MultiGroupConfig(DecodingMixin, PretrainedConfig):
             )
         if self.per_group_dense is None:
             self.per_group_dense = len(self.groups) <= PER_GROUP_DENSE_UP_TO
-        own = "`pooling='attention'`" if self.pooling == "attention" else "`group_top_layer`"
-        if (self.pooling == "attention" or self.group_top_layer) and not self.per_group_dense:
+        own = [name for name, on in (("`pooling='attention'`", self.pooling == "attention"),
+                                     ("`group_top_layer`", self.group_top_layer)) if on]  # fmt: skip
+        if own and not self.per_group_dense:
             raise ValueError(
-                f"{own} gives each group its own features, read by a dense layer of its own: pass "
-                f"per_group_dense=True (the default up to {PER_GROUP_DENSE_UP_TO} groups), or leave it off."
+                f"{' and '.join(own)}: each group has features of its own, read by a dense layer of its own: pass "
+                f"per_group_dense=True (the default up to {PER_GROUP_DENSE_UP_TO} groups), or leave "
+                f"{'them' if len(own) > 1 else 'it'} off."
             )
 
     @classmethod

@@ -168,14 +168,15 @@ class MultiGroupHead(nn.Module):
         return torch.einsum("gbt,gbth->ghb" if tokens.dim() == 4 else "gbt,bth->ghb", weights, tokens)
 
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled features (batch, hidden), or each group's own (groups, hidden, batch) with attention pooling ->
+        """The pooled features (batch, hidden), or each group's own (groups, hidden, batch: attention pooling,
+        `group_top_layer`) ->
         before tanh: one shared layer's (batch, hidden), or each group's dense layer (groups, hidden, batch), laid
         out so that the weight's gradient comes out in its own layout (at hundreds of groups it is far larger than
         the activations)."""
         weight, bias = self.hidden.weight, self.hidden.bias
         if not self.per_group_dense:
             return multiplied(weight, bias, x, self.multiplier)
-        x = self._own_copies(x.t()) if x.dim() == 2 else x  # each group's own features already (attention pooling)
+        x = self._own_copies(x.t()) if x.dim() == 2 else x  # each group's own features already
         if x.dim() == 2:  # one matmul for every group; as `nn.Linear` runs it, whose results do not depend on where
             # the weights lie in memory (a save and load gives the same logits bit for bit)
             dense = multiplied(weight, bias, x.t(), self.multiplier)

@@ -12,6 +12,7 @@ from transformers.utils import logging as hf_logging
 
 # What a `config.json` written before one of the configuration's own fields existed means: 0.1.0's head had no
 # multiplier and one shared dense layer; a model saved by 0.1-0.3 has no priors to fit.
+COPIES = "group_copies"  # each group's copies of the top layer (`group_top_layer`): `...layer.5.group_copies.0...`
 LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors": False}
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -72,11 +73,14 @@ def report_loading(model, source, info: dict, saved: bool) -> None:
     )
     if resized:  # only with ignore_mismatched_sizes=True: those weights are new, not the checkpoint's
         logger.warning(f"These weights of {source} had another shape and are randomly initialised: {resized}.")
-    new = [key for key in missing if key.startswith("classifier.") or ".group_copies." in key]  # the new head's
-    missing = [key for key in missing if key not in new]
+    copies = [key for key in missing if f".{COPIES}." in key]  # each group's copy starts as the top layer
+    new = [key for key in missing if key.startswith("classifier.")]
+    missing = [key for key in missing if key not in new and key not in copies]
     if missing:
         logger.warning(f"These weights were not in {source} and are randomly initialised: {', '.join(missing)}.")
     if saved:
+        if copies:
+            logger.warning(f"Each group's new copy of the top layer starts as {source}'s top layer.")
         if new or unused:
             logger.warning(
                 f"{source} does not match this model: missing {new or 'nothing'}, unused {unused or 'nothing'}."

@@ -35,7 +35,7 @@ from .head_multigroup import MultiGroupHead
 from .loading_multigroup import HUB_KWARGS, LEGACY, LEGACY_KEYS, load_report_hidden, report_loading
 from .loss_multigroup import GradientBalancer, multi_group_loss
 from .pipeline_multigroup import MultiGroupClassificationPipeline
-from .top_layer_multigroup import add_group_copies, start_copies_as_layer, top_layer
+from .top_layer_multigroup import add_group_copies, group_top_name, missing_copies, start_copies_as_layer, top_layer
 from .versions_multigroup import init, make_portable
 
 
@@ -66,7 +66,7 @@ class MultiGroupClassifierOutput(ModelOutput):
         Each group's unweighted loss, averaged over the rows of the batch that carry the group (0 when none does).
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
         The encoder's hidden states, one `(batch_size, sequence_length, hidden_size)` tensor per layer (with
-        `group_top_layer`, the last one per group: `(num_groups, batch_size, sequence_length, hidden_size)`).
+        `group_top_layer`, the last one is each group's: `(num_groups, batch_size, sequence_length, hidden_size)`).
     attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
         The encoder's attention weights, one `(batch_size, num_heads, sequence_length, sequence_length)` per layer.
     """
@@ -93,9 +93,10 @@ class MultiGroupModelMixin:
         options = {"add_pooling_layer": False} if "add_pooling_layer" in _parameters(self._encoder_class) else {}
         setattr(self, self.base_model_prefix, self._encoder_class(config, **options))
         self.classifier = MultiGroupHead(config)
-        if config.group_top_layer:
+        if config.group_top_layer:  # a plain attribute, not a second name of the encoder's module
             top = top_layer(getattr(self, self.base_model_prefix), config.num_hidden_layers)
-            add_group_copies(top, len(config.groups), self.classifier._own_copies)
+            add_group_copies(top, len(config.groups), config)
+            object.__setattr__(self, "_group_top", top)
         self.post_init()
 
     def forward(
@@ -123,7 +124,14 @@ class MultiGroupModelMixin:
                 f"A `{self.config.encoder_type}` encoder has no token types, but `token_type_ids` were given: drop "
                 "them (this encoder's tokenizer does not return them)."
             )
-        outputs = self.base_model(input_ids, **{k: v for k, v in inputs.items() if k in self._encoder_inputs})
+        top = self.__dict__.get("_group_top")
+        if top is not None:  # balanced at its input by the head in use (under PEFT, the adapter's copy of it)
+            top.expand = self.classifier._own_copies
+        try:
+            outputs = self.base_model(input_ids, **{k: v for k, v in inputs.items() if k in self._encoder_inputs})
+        finally:
+            if top is not None:
+                top.expand = None
         logits = self.classifier(outputs[0], attention_mask)
 
         loss = group_losses = None
@@ -201,8 +209,9 @@ class MultiGroupModelMixin:
         conversions = getattr(model, "_weight_conversions", None)
         if conversions:
             model._weight_conversions = [c for c in conversions if getattr(c, "source_patterns", None) not in LEGACY]
-        if any(".group_copies." in key for key in info.get("missing_keys") or []):  # new copies: as the checkpoint's
-            start_copies_as_layer(top_layer(model.base_model, model.config.num_hidden_layers))
+        new_copies = missing_copies(info.get("missing_keys") or [])
+        if new_copies:  # a new copy starts as the loaded top layer
+            start_copies_as_layer(model.__dict__["_group_top"], new_copies)
         with torch.no_grad():  # weights loaded into unaligned memory make a batched matmul round otherwise: the
             for param in model.classifier.parameters():  # head's (per-group features) logits then differ by ~1e-8
                 param.data = param.data.clone()
@@ -297,6 +306,8 @@ def model_class(encoder_type: str) -> type:
         "_encoder_class": encoder,
         "_encoder_inputs": frozenset(takes),
     }
+    if family._no_split_modules:  # a top layer with its groups' copies stays whole on a device too
+        namespace["_no_split_modules"] = [*family._no_split_modules, *map(group_top_name, family._no_split_modules)]
     return type(name, (MultiGroupModelMixin, family), namespace)
 
 
