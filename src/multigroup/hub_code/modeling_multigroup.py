@@ -68,7 +68,8 @@ class MultiGroupClassifierOutput(ModelOutput):
         The encoder's hidden states, one `(batch_size, sequence_length, hidden_size)` tensor per layer (with
         `group_top_layer`, the last one is each group's: `(num_groups, batch_size, sequence_length, hidden_size)`).
     attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
-        The encoder's attention weights, one `(batch_size, num_heads, sequence_length, sequence_length)` per layer.
+        The encoder's attention weights, one `(batch_size, num_heads, sequence_length, sequence_length)` per layer
+        (with `group_top_layer`, transformers 5 also lists those of each group's copy of the top layer).
     """
 
     loss: torch.FloatTensor | None = None
@@ -93,10 +94,11 @@ class MultiGroupModelMixin:
         options = {"add_pooling_layer": False} if "add_pooling_layer" in _parameters(self._encoder_class) else {}
         setattr(self, self.base_model_prefix, self._encoder_class(config, **options))
         self.classifier = MultiGroupHead(config)
-        if config.group_top_layer:  # a plain attribute, not a second name of the encoder's module
+        self._group_top = None  # where the top layer with copies is: a path, right in replicas and copies too
+        if config.group_top_layer:
             top = top_layer(getattr(self, self.base_model_prefix), config.num_hidden_layers)
             add_group_copies(top, len(config.groups), config)
-            object.__setattr__(self, "_group_top", top)
+            self._group_top = next(name for name, module in self.named_modules() if module is top)
         self.post_init()
 
     def forward(
@@ -124,14 +126,10 @@ class MultiGroupModelMixin:
                 f"A `{self.config.encoder_type}` encoder has no token types, but `token_type_ids` were given: drop "
                 "them (this encoder's tokenizer does not return them)."
             )
-        top = self.__dict__.get("_group_top")
-        if top is not None:  # balanced at its input by the head in use (under PEFT, the adapter's copy of it)
-            top.expand = self.classifier._own_copies
-        try:
-            outputs = self.base_model(input_ids, **{k: v for k, v in inputs.items() if k in self._encoder_inputs})
-        finally:
-            if top is not None:
-                top.expand = None
+        if self._group_top is not None:  # balanced at its input by the head in use (PEFT's copy of it, ...); kept
+            # for a checkpointed layer's second run in backward
+            self.get_submodule(self._group_top).expand = self.classifier._own_copies
+        outputs = self.base_model(input_ids, **{k: v for k, v in inputs.items() if k in self._encoder_inputs})
         logits = self.classifier(outputs[0], attention_mask)
 
         loss = group_losses = None
@@ -211,7 +209,7 @@ class MultiGroupModelMixin:
             model._weight_conversions = [c for c in conversions if getattr(c, "source_patterns", None) not in LEGACY]
         new_copies = missing_copies(info.get("missing_keys") or [])
         if new_copies:  # a new copy starts as the loaded top layer
-            start_copies_as_layer(model.__dict__["_group_top"], new_copies)
+            start_copies_as_layer(model.get_submodule(model._group_top), new_copies)
         with torch.no_grad():  # weights loaded into unaligned memory make a batched matmul round otherwise: the
             for param in model.classifier.parameters():  # head's (per-group features) logits then differ by ~1e-8
                 param.data = param.data.clone()

@@ -41,7 +41,8 @@ class GroupTopLayer:
     """Mixed into the top layer's own class: runs it for the first group and `group_copies` for the others.
 
     The copies run by their `forward`, inside this layer's call: gradient checkpointing, device hooks and
-    transformers' output recording see one layer, as they would without copies."""
+    transformers' recording of hidden states see one layer, as they would without copies (hooks on a copy itself
+    never run; its attention modules' do)."""
 
     group_copies: nn.ModuleList
     expand: Callable[[torch.Tensor], torch.Tensor] | None = None  # the head's own copies, set by the model's forward
@@ -66,15 +67,13 @@ class GroupTopLayer:
         return (*outputs[0][:at], stacked, *outputs[0][at + 1 :])
 
     def __reduce_ex__(self, protocol):
-        # Pickled as the layer's own class, given its copies back on load: the mixed class has no importable name.
-        return _restore, (type(self).__bases__[1], dict(self.__dict__))
+        # The mixed class has no importable name: pickled as made from the layer's own class, its state set after.
+        return _new_group_top, (type(self).__bases__[1],), self.__getstate__()
 
 
-def _restore(layer_class: type, state: dict) -> nn.Module:
-    layer = layer_class.__new__(layer_class)
-    layer.__setstate__(state)
-    layer.__class__ = _with_group_copies(layer_class)
-    return layer
+def _new_group_top(layer_class: type) -> nn.Module:
+    mixed = _with_group_copies(layer_class)
+    return mixed.__new__(mixed)
 
 
 @functools.cache
