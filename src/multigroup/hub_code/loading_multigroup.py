@@ -12,9 +12,11 @@ from transformers.utils import logging as hf_logging
 
 # What a `config.json` written before one of the configuration's own fields existed means: 0.1.0's head had no
 # multiplier and one shared dense layer; a model saved by 0.1-0.3 has no priors to fit.
-COPIES = "group_copies"  # each group's copies of the top layer (`group_top_layer`): `...layer.5.group_copies.0...`
 LEGACY_DEFAULTS = {"head_multiplier": 1.0, "per_group_dense": False, "fit_priors": False}
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+# The top layer's attribute holding each group's copy of it (`group_top_layer`), so their weights' names:
+# `...layer.5.group_copies.0...`; a load that lacks them starts them as the top layer.
+COPIES = "group_copies"
 
 
 def sentence_transformers_pooling(path: str, hub_kwargs: dict) -> str | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .loading_multigroup import COPIES  # the copies' attribute, and so their weights' names
+from .loading_multigroup import COPIES  # `group_copies`: the weights' names
 
 
 def top_layer(encoder: nn.Module, num_layers: int) -> nn.Module:
@@ -59,11 +59,11 @@ class GroupTopLayer:
         outputs = [super().forward(inputs[0], *args, **kwargs)]
         copies = zip(self.group_copies, inputs[1:], strict=True)
         outputs += [layer.forward(state, *args, **kwargs) for layer, state in copies]
-        if not isinstance(outputs[0], tuple):
-            return torch.stack([output.to(outputs[0].device) for output in outputs])
+        if not isinstance(outputs[0], tuple):  # the layer and its copies on one device (`_no_split_modules`)
+            return torch.stack(outputs)
         # The families return the hidden states first, or with DistilBERT's attention weights before them.
         at = next(i for i, value in enumerate(outputs[0]) if value.shape == hidden_states.shape)
-        stacked = torch.stack([output[at].to(outputs[0][at].device) for output in outputs])
+        stacked = torch.stack([output[at] for output in outputs])
         return (*outputs[0][:at], stacked, *outputs[0][at + 1 :])
 
     def __reduce_ex__(self, protocol):
@@ -92,7 +92,7 @@ def add_group_copies(layer: nn.Module, num_groups: int, config) -> None:
     copies read the model's `config` itself (its attention implementation, ...), not copies of it."""
     copies = [copy.deepcopy(layer, {id(config): config}) for _ in range(num_groups - 1)]
     layer.__class__ = _with_group_copies(type(layer))
-    setattr(layer, COPIES, nn.ModuleList(copies))
+    layer.group_copies = nn.ModuleList(copies)
 
 
 @torch.no_grad()
@@ -100,7 +100,7 @@ def start_copies_as_layer(layer: nn.Module, which: set[int]) -> None:
     """The copies numbered in `which` take the layer's own weights (a new copy starts as the checkpoint's layer)."""
     own = {name: value for name, value in layer.state_dict().items() if not name.startswith(f"{COPIES}.")}
     for i in which:
-        getattr(layer, COPIES)[i].load_state_dict(own)
+        layer.group_copies[i].load_state_dict(own)
 
 
 def missing_copies(missing_keys: list[str]) -> set[int]:
