@@ -61,8 +61,9 @@ def spec_from_data(rows) -> list[dict]:
     return infer_groups(rows, multiclass=multiclass, multilabel=multilabel)
 
 
-def train_with_the_cli(groups, data_dir: Path, epochs: float, seed: int, output: Path, extra=()) -> float:
-    """`multigroup train` as a user types it, in its own process; the training time (from its log) in seconds."""
+def train_with_the_cli(groups, data_dir: Path, epochs: float, seed: int, output: Path, extra=(), env=None) -> float:
+    """`multigroup train` as a user types it, in its own process (`env` added to this one's); the training time
+    (from its log) in seconds."""
     import subprocess
     import sys
 
@@ -76,7 +77,7 @@ def train_with_the_cli(groups, data_dir: Path, epochs: float, seed: int, output:
         command += [f"--{group['type']}", group["name"]]
     command += list(extra)
     run = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"}
+        command, capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error", **(env or {})}
     )
     if run.returncode:
         raise RuntimeError(f"multigroup train failed:\n{run.stderr[-3000:]}")
