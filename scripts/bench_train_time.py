@@ -14,7 +14,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _harness import RESULTS, code_version, interleaved, machine, write_results
+from _harness import RESULTS, interleaved, machine, write_results
 from bench_quality import BATCH_SIZE, spec_from_data, train_with_the_cli
 
 from multigroup.data import load_table
@@ -44,7 +44,7 @@ def main() -> None:
         f"| {args.old_src} | {old:.1f} |\n| this checkout | {new:.1f} |\n\nratio (this / old): {new / old:.3f}"
     )
     results = {"data": args.data_dir.name, "old_src": str(args.old_src), "times": times, "ratio": new / old,
-               "machine": machine(), "code": code_version()}  # fmt: skip
+               "machine": machine()}  # fmt: skip
     write_results(RESULTS / f"bench_train_time_{args.data_dir.name}", results, table)
 
 
